@@ -1,0 +1,518 @@
+package sqlitesafe_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sqlitesafe/sqlitesafe"
+)
+
+// secret is part of the path of most DSNs below, so that an error message
+// that printed the whole DSN (or its path) would be caught.
+const secret = "/srv/secret-7f3a9c/app.db"
+
+var parseDSNTests = []struct {
+	dsn  string
+	want sqlitesafe.Config
+}{
+	// Plain paths: everything before the first '?', literally.
+	{"app.db", sqlitesafe.Config{Path: "app.db"}},
+	{secret, sqlitesafe.Config{Path: secret}},
+	{"/tmp/x.db?_txlock=deferred", sqlitesafe.Config{Path: "/tmp/x.db", TxLock: sqlitesafe.TxLockDeferred}},
+	{"my%20app.db", sqlitesafe.Config{Path: "my%20app.db"}},
+	{"a#b.db?_fk=1", sqlitesafe.Config{Path: "a#b.db", ForeignKeys: sqlitesafe.ForeignKeysOn}},
+	{"FILE:x.db", sqlitesafe.Config{Path: "FILE:x.db"}},
+	{"x.db?", sqlitesafe.Config{Path: "x.db"}},
+	{"x.db?&&_fk=1&", sqlitesafe.Config{Path: "x.db", ForeignKeys: sqlitesafe.ForeignKeysOn}},
+	{"x.db?psow=a?b", sqlitesafe.Config{Path: "x.db", URIParams: map[string]string{"psow": "a?b"}}},
+
+	// file: URIs.
+	{"file:app.db", sqlitesafe.Config{Path: "app.db"}},
+	{"file:/abs/x.db", sqlitesafe.Config{Path: "/abs/x.db"}},
+	{"file:///abs/x.db", sqlitesafe.Config{Path: "/abs/x.db"}},
+	{"file://localhost/abs/x.db", sqlitesafe.Config{Path: "/abs/x.db"}},
+	{"file:////abs/x.db", sqlitesafe.Config{Path: "//abs/x.db"}},
+	{"file:%2F%2Fhost/x.db", sqlitesafe.Config{Path: "//host/x.db"}}, // decoded after the authority check
+	{"file:my%20app%3f%23.db", sqlitesafe.Config{Path: "my app?#.db"}},
+	{"file:100%.db", sqlitesafe.Config{Path: "100%.db"}},       // '%' without hex digits stays
+	{"file:a%zzb%2", sqlitesafe.Config{Path: "a%zzb%2"}},       // as SQLite does
+	{"file:file%3Ax.db", sqlitesafe.Config{Path: "file:x.db"}}, // a path that looks like a URI
+	{"file:x.db?_fk=1#frag&_txlock=bogus", sqlitesafe.Config{Path: "x.db", ForeignKeys: sqlitesafe.ForeignKeysOn}},
+	{"file:x.db#frag?mode=ro", sqlitesafe.Config{Path: "x.db"}},
+	{"file:x.db?psow=%3F%23", sqlitesafe.Config{Path: "x.db", URIParams: map[string]string{"psow": "?#"}}},
+
+	// In memory.
+	{":memory:", sqlitesafe.Config{Path: ":memory:"}},
+	{"file::memory:", sqlitesafe.Config{Path: ":memory:"}},
+	{"file::memory:?cache=shared", sqlitesafe.Config{Path: ":memory:", URIParams: map[string]string{"cache": "shared"}}},
+	{"file:x?mode=memory", sqlitesafe.Config{Path: "x", Mode: sqlitesafe.ModeMemory}},
+	{"x?vfs=memdb", sqlitesafe.Config{Path: "x", VFS: "memdb"}},
+
+	// SQLite's URI parameters, on plain paths too.
+	{"app.db?mode=ro", sqlitesafe.Config{Path: "app.db", Mode: sqlitesafe.ModeReadOnly}},
+	{"file:app.db?mode=rw", sqlitesafe.Config{Path: "app.db", Mode: sqlitesafe.ModeReadWrite}},
+	{"app.db?mode=rwc", sqlitesafe.Config{Path: "app.db", Mode: sqlitesafe.ModeReadWriteCreate}},
+	{"app.db?vfs=unix-excl", sqlitesafe.Config{Path: "app.db", VFS: "unix-excl"}},
+	{"app.db?vfs=a+b%2Bc", sqlitesafe.Config{Path: "app.db", VFS: "a b+c"}},
+	{"app.db?immutable=1", sqlitesafe.Config{Path: "app.db", Immutable: true}},
+	{"app.db?immutable=YES", sqlitesafe.Config{Path: "app.db", Immutable: true}},
+	{"app.db?immutable=on", sqlitesafe.Config{Path: "app.db", Immutable: true}},
+	{"app.db?immutable=0", sqlitesafe.Config{Path: "app.db"}},
+	{"app.db?immutable=false", sqlitesafe.Config{Path: "app.db"}},
+	{"app.db?cache=private", sqlitesafe.Config{Path: "app.db", URIParams: map[string]string{"cache": "private"}}},
+	{"app.db?nolock=1&psow=0&modeof=%2Ftmp%2Fref.db", sqlitesafe.Config{Path: "app.db",
+		URIParams: map[string]string{"nolock": "1", "psow": "0", "modeof": "/tmp/ref.db"}}},
+	{"app.db?nolock", sqlitesafe.Config{Path: "app.db", URIParams: map[string]string{"nolock": ""}}},
+	{"app.db?x-custom=%26%3D", sqlitesafe.Config{Path: "app.db", URIParams: map[string]string{"x-custom": "&="}}},
+
+	// _busy_timeout and its alias _timeout.
+	{"a?_busy_timeout=5000", sqlitesafe.Config{Path: "a", BusyTimeout: 5 * time.Second}},
+	{"a?_busy_timeout=1", sqlitesafe.Config{Path: "a", BusyTimeout: time.Millisecond}},
+	{"a?_busy_timeout=5s", sqlitesafe.Config{Path: "a", BusyTimeout: 5 * time.Second}},
+	{"a?_busy_timeout=1.5ms", sqlitesafe.Config{Path: "a", BusyTimeout: 1500 * time.Microsecond}},
+	{"a?_timeout=250ms", sqlitesafe.Config{Path: "a", BusyTimeout: 250 * time.Millisecond}},
+	{"a?_timeout=2m", sqlitesafe.Config{Path: "a", BusyTimeout: 2 * time.Minute}},
+
+	// _journal_mode and _journal.
+	{"a?_journal_mode=wal", sqlitesafe.Config{Path: "a", JournalMode: sqlitesafe.JournalWAL}},
+	{"a?_journal_mode=DELETE", sqlitesafe.Config{Path: "a", JournalMode: sqlitesafe.JournalDelete}},
+	{"a?_journal_mode=Truncate", sqlitesafe.Config{Path: "a", JournalMode: sqlitesafe.JournalTruncate}},
+	{"a?_journal=persist", sqlitesafe.Config{Path: "a", JournalMode: sqlitesafe.JournalPersist}},
+	{"a?_journal=MEMORY", sqlitesafe.Config{Path: "a", JournalMode: sqlitesafe.JournalMemory}},
+	{"a?_journal=off", sqlitesafe.Config{Path: "a", JournalMode: sqlitesafe.JournalOff}},
+
+	// _synchronous and _sync.
+	{"a?_synchronous=0", sqlitesafe.Config{Path: "a", Synchronous: sqlitesafe.SynchronousOff}},
+	{"a?_synchronous=off", sqlitesafe.Config{Path: "a", Synchronous: sqlitesafe.SynchronousOff}},
+	{"a?_synchronous=1", sqlitesafe.Config{Path: "a", Synchronous: sqlitesafe.SynchronousNormal}},
+	{"a?_synchronous=Normal", sqlitesafe.Config{Path: "a", Synchronous: sqlitesafe.SynchronousNormal}},
+	{"a?_sync=2", sqlitesafe.Config{Path: "a", Synchronous: sqlitesafe.SynchronousFull}},
+	{"a?_sync=FULL", sqlitesafe.Config{Path: "a", Synchronous: sqlitesafe.SynchronousFull}},
+	{"a?_sync=3", sqlitesafe.Config{Path: "a", Synchronous: sqlitesafe.SynchronousExtra}},
+	{"a?_sync=extra", sqlitesafe.Config{Path: "a", Synchronous: sqlitesafe.SynchronousExtra}},
+
+	// _foreign_keys and _fk.
+	{"a?_foreign_keys=1", sqlitesafe.Config{Path: "a", ForeignKeys: sqlitesafe.ForeignKeysOn}},
+	{"a?_foreign_keys=true", sqlitesafe.Config{Path: "a", ForeignKeys: sqlitesafe.ForeignKeysOn}},
+	{"a?_foreign_keys=YES", sqlitesafe.Config{Path: "a", ForeignKeys: sqlitesafe.ForeignKeysOn}},
+	{"a?_fk=on", sqlitesafe.Config{Path: "a", ForeignKeys: sqlitesafe.ForeignKeysOn}},
+	{"a?_fk=0", sqlitesafe.Config{Path: "a", ForeignKeys: sqlitesafe.ForeignKeysOff}},
+	{"a?_fk=False", sqlitesafe.Config{Path: "a", ForeignKeys: sqlitesafe.ForeignKeysOff}},
+	{"a?_fk=no", sqlitesafe.Config{Path: "a", ForeignKeys: sqlitesafe.ForeignKeysOff}},
+	{"a?_foreign_keys=OFF", sqlitesafe.Config{Path: "a", ForeignKeys: sqlitesafe.ForeignKeysOff}},
+
+	// _txlock.
+	{"a?_txlock=immediate", sqlitesafe.Config{Path: "a", TxLock: sqlitesafe.TxLockImmediate}},
+	{"a?_txlock=EXCLUSIVE", sqlitesafe.Config{Path: "a", TxLock: sqlitesafe.TxLockExclusive}},
+	{"a?_txlock=Deferred", sqlitesafe.Config{Path: "a", TxLock: sqlitesafe.TxLockDeferred}},
+
+	// _auto_vacuum and _vacuum.
+	{"a?_auto_vacuum=0", sqlitesafe.Config{Path: "a", AutoVacuum: sqlitesafe.AutoVacuumNone}},
+	{"a?_auto_vacuum=none", sqlitesafe.Config{Path: "a", AutoVacuum: sqlitesafe.AutoVacuumNone}},
+	{"a?_auto_vacuum=1", sqlitesafe.Config{Path: "a", AutoVacuum: sqlitesafe.AutoVacuumFull}},
+	{"a?_vacuum=Full", sqlitesafe.Config{Path: "a", AutoVacuum: sqlitesafe.AutoVacuumFull}},
+	{"a?_vacuum=2", sqlitesafe.Config{Path: "a", AutoVacuum: sqlitesafe.AutoVacuumIncremental}},
+	{"a?_vacuum=INCREMENTAL", sqlitesafe.Config{Path: "a", AutoVacuum: sqlitesafe.AutoVacuumIncremental}},
+
+	// _query_only.
+	{"a?_query_only=1", sqlitesafe.Config{Path: "a", QueryOnly: true}},
+	{"a?_query_only=on", sqlitesafe.Config{Path: "a", QueryOnly: true}},
+	{"a?_query_only=off", sqlitesafe.Config{Path: "a"}},
+
+	// _pragma: kept in order, trimmed; schema-qualified names of other
+	// schemas are not folded.
+	{"a?_pragma=cache_size(-2000)", sqlitesafe.Config{Path: "a", Pragmas: []string{"cache_size(-2000)"}}},
+	{"a?_pragma=+cache_size+=+-2000+", sqlitesafe.Config{Path: "a", Pragmas: []string{"cache_size = -2000"}}},
+	{"a?_pragma=optimize&_pragma=temp_store(memory)&_pragma=mmap_size=0",
+		sqlitesafe.Config{Path: "a", Pragmas: []string{"optimize", "temp_store(memory)", "mmap_size=0"}}},
+	{"a?_pragma=main.cache_size=1", sqlitesafe.Config{Path: "a", Pragmas: []string{"main.cache_size=1"}}},
+	{"a?_pragma=temp.synchronous(OFF)", sqlitesafe.Config{Path: "a", Pragmas: []string{"temp.synchronous(OFF)"}}},
+	{"a?_pragma=cache_size(-2000)&_txlock=deferred&_pragma=optimize",
+		sqlitesafe.Config{Path: "a", TxLock: sqlitesafe.TxLockDeferred, Pragmas: []string{"cache_size(-2000)", "optimize"}}},
+
+	// _pragma folded into its field.
+	{"a?_pragma=busy_timeout(2500)", sqlitesafe.Config{Path: "a", BusyTimeout: 2500 * time.Millisecond}},
+	{"a?_pragma=busy_timeout%3D10s", sqlitesafe.Config{Path: "a", BusyTimeout: 10 * time.Second}},
+	{"a?_pragma=journal_mode(wal)", sqlitesafe.Config{Path: "a", JournalMode: sqlitesafe.JournalWAL}},
+	{"a?_pragma=++JOURNAL_MODE+=+delete++", sqlitesafe.Config{Path: "a", JournalMode: sqlitesafe.JournalDelete}},
+	{"a?_pragma=main.journal_mode=truncate", sqlitesafe.Config{Path: "a", JournalMode: sqlitesafe.JournalTruncate}},
+	{"a?_pragma=synchronous(full)", sqlitesafe.Config{Path: "a", Synchronous: sqlitesafe.SynchronousFull}},
+	{"a?_pragma=foreign_keys(1)", sqlitesafe.Config{Path: "a", ForeignKeys: sqlitesafe.ForeignKeysOn}},
+	{"a?_pragma=foreign_keys=off", sqlitesafe.Config{Path: "a", ForeignKeys: sqlitesafe.ForeignKeysOff}},
+	{"a?_pragma=auto_vacuum(incremental)", sqlitesafe.Config{Path: "a", AutoVacuum: sqlitesafe.AutoVacuumIncremental}},
+	{"a?_pragma=query_only(true)", sqlitesafe.Config{Path: "a", QueryOnly: true}},
+	{"a?_pragma=foreign_keys(1)&_pragma=cache_size(100)",
+		sqlitesafe.Config{Path: "a", ForeignKeys: sqlitesafe.ForeignKeysOn, Pragmas: []string{"cache_size(100)"}}},
+
+	// Keys modernc.org/sqlite reads.
+	{"a?_time_format=sqlite", sqlitesafe.Config{Path: "a", TimeFormat: "sqlite"}},
+	{"a?_time_format=datetime", sqlitesafe.Config{Path: "a", TimeFormat: "datetime"}},
+	{"a?_time_format=string_no_monotonic", sqlitesafe.Config{Path: "a", TimeFormat: "string_no_monotonic"}},
+	{"a?_time_integer_format=unix", sqlitesafe.Config{Path: "a", TimeIntegerFormat: "unix"}},
+	{"a?_time_integer_format=unix_nano", sqlitesafe.Config{Path: "a", TimeIntegerFormat: "unix_nano"}},
+	{"a?_timezone=UTC", sqlitesafe.Config{Path: "a", Timezone: "UTC"}},
+	{"a?_timezone=Europe%2FBerlin", sqlitesafe.Config{Path: "a", Timezone: "Europe/Berlin"}},
+	{"a?_inttotime=1", sqlitesafe.Config{Path: "a", IntToTime: true}},
+	{"a?_inttotime=false", sqlitesafe.Config{Path: "a"}},
+	{"a?_texttotime=T", sqlitesafe.Config{Path: "a", TextToTime: true}},
+	{"a?_dqs=0", sqlitesafe.Config{Path: "a", DisableDQS: true}},
+	{"a?_dqs=false", sqlitesafe.Config{Path: "a", DisableDQS: true}},
+	{"a?_dqs=1", sqlitesafe.Config{Path: "a"}},
+	{"a?_defensive=true", sqlitesafe.Config{Path: "a", Defensive: true}},
+	{"a?_error_rc=TRUE", sqlitesafe.Config{Path: "a", ErrorRC: true}},
+
+	// This driver's keys.
+	{"a?_writer_queue=off", sqlitesafe.Config{Path: "a", DisableWriterQueue: true}},
+	{"a?_writer_queue=0", sqlitesafe.Config{Path: "a", DisableWriterQueue: true}},
+	{"a?_writer_queue=on", sqlitesafe.Config{Path: "a"}},
+	{"a?_group_commit=OFF", sqlitesafe.Config{Path: "a", DisableGroupCommit: true}},
+	{"a?_group_commit=yes", sqlitesafe.Config{Path: "a"}},
+	{"a?_max_readers=4", sqlitesafe.Config{Path: "a", MaxReaders: 4}},
+	{"a?_max_readers=0", sqlitesafe.Config{Path: "a"}},
+
+	// Everything at once.
+	{"file:///srv/my%20app.db?mode=rwc&vfs=unix&immutable=0&cache=shared&nolock=1" +
+		"&_timeout=2s&_journal=wal&_sync=full&_fk=on&_txlock=exclusive&_vacuum=incremental&_query_only=0" +
+		"&_pragma=cache_size(-2000)&_pragma=temp_store=memory" +
+		"&_time_format=datetime&_time_integer_format=unix_milli&_timezone=UTC&_inttotime=1&_texttotime=1" +
+		"&_dqs=0&_defensive=1&_error_rc=1&_writer_queue=off&_group_commit=off&_max_readers=8",
+		sqlitesafe.Config{
+			Path:               "/srv/my app.db",
+			Mode:               sqlitesafe.ModeReadWriteCreate,
+			VFS:                "unix",
+			URIParams:          map[string]string{"cache": "shared", "nolock": "1"},
+			BusyTimeout:        2 * time.Second,
+			JournalMode:        sqlitesafe.JournalWAL,
+			Synchronous:        sqlitesafe.SynchronousFull,
+			ForeignKeys:        sqlitesafe.ForeignKeysOn,
+			TxLock:             sqlitesafe.TxLockExclusive,
+			AutoVacuum:         sqlitesafe.AutoVacuumIncremental,
+			Pragmas:            []string{"cache_size(-2000)", "temp_store=memory"},
+			TimeFormat:         "datetime",
+			TimeIntegerFormat:  "unix_milli",
+			Timezone:           "UTC",
+			IntToTime:          true,
+			TextToTime:         true,
+			DisableDQS:         true,
+			Defensive:          true,
+			ErrorRC:            true,
+			DisableWriterQueue: true,
+			DisableGroupCommit: true,
+			MaxReaders:         8,
+		}},
+}
+
+func TestParseDSN(t *testing.T) {
+	for _, tt := range parseDSNTests {
+		got, err := sqlitesafe.ParseDSN(tt.dsn)
+		if err != nil {
+			t.Errorf("ParseDSN(%q): %v", tt.dsn, err)
+			continue
+		}
+		if diff := cmp.Diff(&tt.want, got); diff != "" {
+			t.Errorf("ParseDSN(%q) mismatch (-want +got):\n%s", tt.dsn, diff)
+		}
+	}
+}
+
+var parseDSNErrorTests = []struct {
+	dsn   string
+	key   string // DSNError.Key, named in the message when not empty
+	value string // DSNError.Value, named in the message when not empty
+	msg   string // more text the message must hold
+}{
+	// Nothing to open.
+	{"", "", "", `give a file path or ":memory:"`},
+	{"?_txlock=deferred", "", "", `give a file path or ":memory:"`},
+	{"file:?mode=memory", "", "", `give a file path or ":memory:"`},
+	{"file://localhost", "", "", `give a file path or ":memory:"`},
+	// An authority other than localhost.
+	{"file://evil.example" + secret, "", "evil.example", "want none or localhost"},
+	// %00 would cut the path short inside SQLite.
+	{"file:" + secret + "%00.bak", "", "", "NUL"},
+
+	// Malformed query escapes name the fragment only.
+	{secret + "?_pragma=a%zz", "_pragma", "a%zz", "malformed escape"},
+	{secret + "?%zz=1&_fk=1", "%zz", "", "malformed escape"},
+	// A NUL byte in a value.
+	{secret + "?_pragma=x%00", "_pragma", "", "NUL"},
+	// A value without a key.
+	{secret + "?=deferred", "", "", "no key"},
+
+	// Typos in keys are errors, with a suggestion when one is close.
+	{secret + "?_busy_timout=5000", "_busy_timout", "", `did you mean "_busy_timeout"?`},
+	{secret + "?_TXLOCK=immediate", "_TXLOCK", "", `did you mean "_txlock"?`},
+	{secret + "?_journalmode=WAL", "_journalmode", "", `did you mean "_journal_mode"?`},
+	{secret + "?_frobnicate=1", "_frobnicate", "", "unknown DSN key"},
+	{secret + "?_=1", "_", "", "unknown DSN key"},
+	// SQLite matches its keys case-sensitively: "Mode=ro" would open read-write.
+	{secret + "?Mode=ro", "Mode", "", `did you mean "mode"?`},
+
+	// Keys given twice, a key with its alias, a key and a _pragma.
+	{secret + "?_txlock=deferred&_txlock=immediate", "_txlock", "", "given more than once"},
+	{secret + "?mode=ro&mode=rw", "mode", "", "given more than once"},
+	{secret + "?nolock=1&nolock=1", "nolock", "", "given more than once"},
+	{secret + "?_busy_timeout=1000&_timeout=2000", "_timeout", "", `"_busy_timeout" and "_timeout" both set the busy timeout; give one`},
+	{secret + "?_sync=1&_synchronous=1", "_synchronous", "", "both set"},
+	{secret + "?_journal_mode=WAL&_pragma=journal_mode(DELETE)", "_pragma", "", `"_journal_mode" and "_pragma=journal_mode" both set the journal mode`},
+	{secret + "?_pragma=foreign_keys(1)&_fk=0", "_fk", "", "both set foreign keys"},
+	{secret + "?_pragma=journal_mode=WAL&_pragma=journal_mode=WAL", "_pragma", "", "given more than once"},
+	{secret + "?_dqs=0&_dqs=0", "_dqs", "", "given more than once"},
+
+	// Bad values of SQLite's URI parameters.
+	{secret + "?mode=RO", "mode", "RO", "want ro, rw, rwc or memory"}, // SQLite is case-sensitive here
+	{secret + "?mode=memroy", "mode", "memroy", "want ro, rw, rwc or memory"},
+	{secret + "?mode=", "mode", "", "want ro, rw, rwc or memory"},
+	{secret + "?vfs=", "vfs", "", "VFS"},
+	{secret + "?immutable=maybe", "immutable", "maybe", "want 1, 0"},
+	{secret + "?cache=Shared", "cache", "Shared", "want shared or private"},
+
+	// Bad values of the PRAGMA keys.
+	{secret + "?_busy_timeout=0", "_busy_timeout", "0", "want a positive number of milliseconds or a duration such as 5s"},
+	{secret + "?_busy_timeout=-5", "_busy_timeout", "-5", "want a positive"},
+	{secret + "?_timeout=0s", "_timeout", "0s", "want a positive"},
+	{secret + "?_timeout=-1s", "_timeout", "-1s", "want a positive"},
+	{secret + "?_busy_timeout=5x", "_busy_timeout", "5x", "want a positive"},
+	{secret + "?_busy_timeout=99999999999999999", "_busy_timeout", "99999999999999999", "want a positive"}, // overflows
+	{secret + "?_busy_timeout=", "_busy_timeout", "", "want a positive"},
+	{secret + "?_journal_mode=wall", "_journal_mode", "wall", "want DELETE, TRUNCATE, PERSIST, MEMORY, WAL or OFF"},
+	{secret + "?_synchronous=4", "_synchronous", "4", "want OFF, NORMAL, FULL or EXTRA"},
+	{secret + "?_fk=2", "_fk", "2", "want 1, 0"},
+	{secret + "?_txlock=sometimes", "_txlock", "sometimes", "want deferred, immediate or exclusive"},
+	{secret + "?_auto_vacuum=3", "_auto_vacuum", "3", "want NONE, FULL or INCREMENTAL"},
+	{secret + "?_query_only=maybe", "_query_only", "maybe", "want 1, 0"},
+
+	// Bad _pragma values.
+	{secret + "?_pragma=", "_pragma", "", "want name(value)"},
+	{secret + "?_pragma=+++", "_pragma", "", "want name(value)"},
+	{secret + "?_pragma=cache_size%3D1%3BATTACH+'x.db'+AS+x", "_pragma", "cache_size=1;ATTACH", "without ';'"},
+	{secret + "?_pragma=cache_size()", "_pragma", "cache_size()", "want name(value)"},
+	{secret + "?_pragma=cache_size(1", "_pragma", "cache_size(1", "want name(value)"},
+	{secret + "?_pragma=1abc", "_pragma", "1abc", "want name(value)"},
+	{secret + "?_pragma=cache+size", "_pragma", "cache size", "want name(value)"},
+	{secret + "?_pragma=journal_mode", "_pragma", "journal_mode", "needs a value"},
+	{secret + "?_pragma=busy_timeout(0)", "_pragma", "0", `"_pragma=busy_timeout" (want a positive`},
+	{secret + "?_pragma=synchronous(LOW)", "_pragma", "LOW", "want OFF, NORMAL"},
+	{secret + "?_pragma=main.foreign_keys=sure", "_pragma", "sure", "want 1, 0"},
+
+	// Bad values of the keys modernc.org/sqlite reads, checked as it does.
+	{secret + "?_time_format=SQLITE", "_time_format", "SQLITE", "want sqlite, datetime or string_no_monotonic"},
+	{secret + "?_time_integer_format=unix_seconds", "_time_integer_format", "unix_seconds", "want unix, unix_milli"},
+	{secret + "?_timezone=Mars%2FOlympus_Mons", "_timezone", "Mars/Olympus_Mons", "time.LoadLocation"},
+	{secret + "?_timezone=", "_timezone", "", "time.LoadLocation"},
+	{secret + "?_inttotime=yes", "_inttotime", "yes", "want 1, t, true, 0, f or false"}, // strconv.ParseBool
+	{secret + "?_texttotime=2", "_texttotime", "2", "want 1, t"},
+	{secret + "?_dqs=off", "_dqs", "off", "want 1, t"},
+	{secret + "?_defensive=on", "_defensive", "on", "want 1, t"},
+	{secret + "?_error_rc=", "_error_rc", "", "want 1, t"},
+	// Defensive mode makes SQLite ignore journal_mode=OFF.
+	{secret + "?_defensive=1&_journal_mode=off", "_journal_mode", "OFF", `"_defensive"`},
+
+	// Bad values of this driver's keys.
+	{secret + "?_writer_queue=sometimes", "_writer_queue", "sometimes", "want on or off"},
+	{secret + "?_group_commit=", "_group_commit", "", "want on or off"},
+	{secret + "?_max_readers=-1", "_max_readers", "-1", "want a whole number, 0 or more"},
+	{secret + "?_max_readers=lots", "_max_readers", "lots", "want a whole number"},
+}
+
+func TestParseDSNErrors(t *testing.T) {
+	for _, tt := range parseDSNErrorTests {
+		c, err := sqlitesafe.ParseDSN(tt.dsn)
+		if err == nil {
+			t.Errorf("ParseDSN(%q) = %+v, want an error", tt.dsn, c)
+			continue
+		}
+		if c != nil {
+			t.Errorf("ParseDSN(%q) returned a Config with its error", tt.dsn)
+		}
+		msg := err.Error()
+		if !errors.Is(err, sqlitesafe.ErrInvalidDSN) {
+			t.Errorf("ParseDSN(%q): %v is not ErrInvalidDSN", tt.dsn, err)
+		}
+		var de *sqlitesafe.DSNError
+		if !errors.As(err, &de) {
+			t.Errorf("ParseDSN(%q): %v (%T) is not a *DSNError", tt.dsn, err, err)
+			continue
+		}
+		if de.Key != tt.key {
+			t.Errorf("ParseDSN(%q): Key = %q, want %q", tt.dsn, de.Key, tt.key)
+		}
+		if tt.value != "" && de.Value != tt.value && !strings.HasPrefix(de.Value, tt.value) {
+			t.Errorf("ParseDSN(%q): Value = %q, want %q", tt.dsn, de.Value, tt.value)
+		}
+		if !strings.HasPrefix(msg, "sqlitesafe: ") {
+			t.Errorf("ParseDSN(%q): message %q does not start with \"sqlitesafe: \"", tt.dsn, msg)
+		}
+		for _, want := range []string{tt.key, tt.value, tt.msg} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("ParseDSN(%q): message %q does not hold %q", tt.dsn, msg, want)
+			}
+		}
+		if tt.dsn != "" && strings.Contains(msg, tt.dsn) || strings.Contains(msg, "secret-7f3a9c") {
+			t.Errorf("ParseDSN(%q): message %q holds the DSN or its path", tt.dsn, msg)
+		}
+	}
+}
+
+func TestDSNErrorUnwrap(t *testing.T) {
+	_, err := sqlitesafe.ParseDSN("a?_timezone=Nowhere%2FAtAll")
+	var de *sqlitesafe.DSNError
+	if !errors.As(err, &de) {
+		t.Fatalf("ParseDSN: %v, want a *DSNError", err)
+	}
+	if de.Err == nil || errors.Unwrap(err) != de.Err {
+		t.Errorf("Unwrap() = %v, want time.LoadLocation's error", errors.Unwrap(err))
+	}
+	if !strings.HasSuffix(err.Error(), ": "+de.Err.Error()) {
+		t.Errorf("message %q does not end with the cause %q", err, de.Err)
+	}
+	if !errors.Is(err, sqlitesafe.ErrInvalidDSN) {
+		t.Errorf("%v is not ErrInvalidDSN", err)
+	}
+
+	_, err = sqlitesafe.ParseDSN("a?_pragma=%g0")
+	if !errors.As(err, &de) || de.Err == nil {
+		t.Errorf("ParseDSN: %v, want a *DSNError wrapping net/url's error", err)
+	}
+}
+
+func TestFormatDSN(t *testing.T) {
+	tests := []struct {
+		c    sqlitesafe.Config
+		want string
+	}{
+		{sqlitesafe.Config{Path: "app.db"}, "app.db"},
+		{sqlitesafe.Config{Path: ":memory:"}, ":memory:"},
+		{sqlitesafe.Config{Path: "my app%20.db"}, "my app%20.db"},
+		{sqlitesafe.Config{Path: "what?.db"}, "file:what%3F.db"},
+		{sqlitesafe.Config{Path: "/srv/a#b%.db"}, "file:///srv/a%23b%25.db"},
+		{sqlitesafe.Config{Path: "//srv/a?"}, "file:////srv/a%3F"},
+		{sqlitesafe.Config{Path: "file:x"}, "file:file:x"},
+		{sqlitesafe.Config{Path: "a", BusyTimeout: 5 * time.Second}, "a?_busy_timeout=5000"},
+		{sqlitesafe.Config{Path: "a", BusyTimeout: 1500 * time.Microsecond}, "a?_busy_timeout=1.5ms"},
+		{sqlitesafe.Config{Path: "a", DisableDQS: true, ForeignKeys: sqlitesafe.ForeignKeysOff}, "a?_foreign_keys=off&_dqs=0"},
+		{sqlitesafe.Config{Path: "a", Pragmas: []string{"cache_size = -2000", "optimize"}},
+			"a?_pragma=cache_size+%3D+-2000&_pragma=optimize"},
+		{sqlitesafe.Config{
+			Path:               "/srv/app.db",
+			Mode:               sqlitesafe.ModeReadWriteCreate,
+			VFS:                "unix",
+			Immutable:          true,
+			URIParams:          map[string]string{"nolock": "1", "cache": "shared", "modeof": "/a b"},
+			BusyTimeout:        2 * time.Second,
+			JournalMode:        sqlitesafe.JournalWAL,
+			Synchronous:        sqlitesafe.SynchronousFull,
+			ForeignKeys:        sqlitesafe.ForeignKeysOn,
+			TxLock:             sqlitesafe.TxLockExclusive,
+			AutoVacuum:         sqlitesafe.AutoVacuumIncremental,
+			QueryOnly:          true,
+			Pragmas:            []string{"cache_size(-2000)"},
+			TimeFormat:         "datetime",
+			TimeIntegerFormat:  "unix_milli",
+			Timezone:           "Europe/Berlin",
+			IntToTime:          true,
+			TextToTime:         true,
+			DisableDQS:         true,
+			Defensive:          true,
+			ErrorRC:            true,
+			DisableWriterQueue: true,
+			DisableGroupCommit: true,
+			MaxReaders:         8,
+		}, "/srv/app.db?mode=rwc&vfs=unix&immutable=1&cache=shared&modeof=%2Fa+b&nolock=1" +
+			"&_busy_timeout=2000&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=on&_txlock=exclusive" +
+			"&_auto_vacuum=INCREMENTAL&_query_only=1&_pragma=cache_size%28-2000%29" +
+			"&_time_format=datetime&_time_integer_format=unix_milli&_timezone=Europe%2FBerlin" +
+			"&_inttotime=1&_texttotime=1&_dqs=0&_defensive=1&_error_rc=1" +
+			"&_writer_queue=off&_group_commit=off&_max_readers=8"},
+	}
+	for _, tt := range tests {
+		if got := tt.c.FormatDSN(); got != tt.want {
+			t.Errorf("FormatDSN(%+v)\n got %q\nwant %q", tt.c, got, tt.want)
+		}
+		checkRoundTrip(t, tt.want)
+	}
+}
+
+func TestFormatDSNRoundTrip(t *testing.T) {
+	for _, tt := range parseDSNTests {
+		checkRoundTrip(t, tt.dsn)
+	}
+}
+
+// checkRoundTrip checks, for a DSN that ParseDSN accepts, that formatting
+// and parsing again gives the same Config and formatting that gives the
+// same DSN.
+func checkRoundTrip(t *testing.T, dsn string) {
+	t.Helper()
+	c1, err := sqlitesafe.ParseDSN(dsn)
+	if err != nil {
+		t.Errorf("ParseDSN(%q): %v", dsn, err)
+		return
+	}
+	dsn1 := c1.FormatDSN()
+	c2, err := sqlitesafe.ParseDSN(dsn1)
+	if err != nil {
+		t.Errorf("ParseDSN(%q) (formatted from %q): %v", dsn1, dsn, err)
+		return
+	}
+	if diff := cmp.Diff(c1, c2); diff != "" {
+		t.Errorf("ParseDSN(%q) (formatted from %q) mismatch (-first +second):\n%s", dsn1, dsn, diff)
+	}
+	if dsn2 := c2.FormatDSN(); dsn2 != dsn1 {
+		t.Errorf("FormatDSN not at a fixed point for %q:\n first %q\nsecond %q", dsn, dsn1, dsn2)
+	}
+}
+
+func TestConfigClone(t *testing.T) {
+	c := &sqlitesafe.Config{
+		Path:       "a",
+		URIParams:  map[string]string{"nolock": "1"},
+		Pragmas:    []string{"optimize"},
+		MaxReaders: 3,
+	}
+	cc := c.Clone()
+	if diff := cmp.Diff(c, cc); diff != "" {
+		t.Fatalf("Clone mismatch (-orig +clone):\n%s", diff)
+	}
+	cc.URIParams["nolock"] = "0"
+	cc.Pragmas[0] = "cache_size(1)"
+	if c.URIParams["nolock"] != "1" || c.Pragmas[0] != "optimize" {
+		t.Errorf("changing the clone changed the original: %+v", c)
+	}
+	if (*sqlitesafe.Config)(nil).Clone() != nil {
+		t.Errorf("nil.Clone() != nil")
+	}
+	if got := (&sqlitesafe.Config{Path: "a"}).Clone(); got.URIParams != nil || got.Pragmas != nil {
+		t.Errorf("Clone of empty map and slice = %+v, want nil ones", got)
+	}
+}
+
+func FuzzParseDSN(f *testing.F) {
+	for _, tt := range parseDSNTests {
+		f.Add(tt.dsn)
+	}
+	for _, tt := range parseDSNErrorTests {
+		f.Add(tt.dsn)
+	}
+	f.Fuzz(func(t *testing.T, dsn string) {
+		c, err := sqlitesafe.ParseDSN(dsn)
+		if err != nil {
+			var de *sqlitesafe.DSNError
+			if !errors.As(err, &de) || !errors.Is(err, sqlitesafe.ErrInvalidDSN) {
+				t.Fatalf("ParseDSN(%q): %v (%T), want a *DSNError", dsn, err, err)
+			}
+			if c != nil {
+				t.Fatalf("ParseDSN(%q) returned a Config with its error", dsn)
+			}
+			if len(dsn) >= 8 && strings.Contains(err.Error(), dsn) {
+				t.Fatalf("ParseDSN(%q): message %q holds the whole DSN", dsn, err)
+			}
+			return
+		}
+		checkRoundTrip(t, dsn)
+	})
+}

@@ -1,0 +1,109 @@
+package sqlitesafe
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Sentinel errors. Every error this package returns wraps one of these or an
+// error of the underlying driver (*sqlite.Error from modernc.org/sqlite, whose
+// Code method gives SQLite's extended result code), so errors.Is and errors.As
+// can tell them apart.
+var (
+	// ErrInvalidDSN is wrapped by every *DSNError: the DSN or Config cannot
+	// be used as given.
+	ErrInvalidDSN = errors.New("sqlitesafe: invalid DSN")
+
+	// ErrLockTimeout is wrapped by a *LockTimeoutError when the busy
+	// timeout ran out before the writer lock was free.
+	ErrLockTimeout = errors.New("sqlitesafe: timed out waiting for the write lock")
+
+	// ErrReaderTimeout is returned when the busy timeout ran out before a
+	// read-only connection was free (all those _max_readers allows were
+	// in use).
+	ErrReaderTimeout = errors.New("sqlitesafe: timed out waiting for a reader connection")
+
+	// ErrReadOnly is wrapped by the error of a write through a read-only
+	// handle (mode=ro, immutable=1) or inside a read-only transaction. The
+	// error also wraps SQLite's own SQLITE_READONLY error.
+	ErrReadOnly = errors.New("sqlitesafe: write refused")
+
+	// ErrWALUnavailable is wrapped by the error of opening a database whose
+	// journal mode could not be set to WAL (the file system cannot share
+	// memory for the WAL index). The message names the DSN key that
+	// chooses another journal mode.
+	ErrWALUnavailable = errors.New("sqlitesafe: WAL unavailable")
+
+	// ErrSetting is wrapped by the error of opening a connection on which a
+	// setting did not take: reading it back gave another value.
+	ErrSetting = errors.New("sqlitesafe: setting did not take")
+
+	// ErrClosed is returned by a connection or connector used after Close.
+	ErrClosed = errors.New("sqlitesafe: closed")
+)
+
+// LockTimeoutError reports a wait for the writer lock that ran out, because
+// the caller's context ended or because the busy timeout passed. It says how
+// long the caller waited and what held the lock, and where that holder took
+// it.
+//
+// errors.Is(err, ErrLockTimeout) reports a busy timeout;
+// errors.Is(err, context.DeadlineExceeded) or context.Canceled reports the
+// caller's context.
+type LockTimeoutError struct {
+	// File is the database file.
+	File string
+	// Waited is how long the caller waited.
+	Waited time.Duration
+	// Holder says what held the lock ("a transaction begun", "an Exec",
+	// ...), empty if it was free when the wait ended.
+	Holder string
+	// HolderSite is the file:line where the holder took the lock: the
+	// caller of BeginTx, Exec or Query.
+	HolderSite string
+	// HeldFor is how long the holder had held the lock.
+	HeldFor time.Duration
+
+	cause error // the context's error, or nil for a busy timeout
+}
+
+// Error implements error.
+func (e *LockTimeoutError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "sqlitesafe: waited %s for the write lock on %s", round(e.Waited), e.File)
+	if e.cause != nil {
+		fmt.Fprintf(&b, " until the context ended (%v)", e.cause)
+	} else {
+		b.WriteString(" (the busy timeout)")
+	}
+	if e.Holder != "" {
+		fmt.Fprintf(&b, "; held for %s by %s", round(e.HeldFor), e.Holder)
+		if e.HolderSite != "" {
+			fmt.Fprintf(&b, " at %s", e.HolderSite)
+		}
+		b.WriteString(": keep write transactions short, close the rows of writing queries, and do not write through the *sql.DB while your own transaction is open (use the *sql.Tx)")
+	}
+	return b.String()
+}
+
+// Unwrap returns the context's error when the context ended the wait.
+func (e *LockTimeoutError) Unwrap() error { return e.cause }
+
+// Is reports whether target is ErrLockTimeout and the busy timeout, not the
+// context, ended the wait.
+func (e *LockTimeoutError) Is(target error) bool {
+	return target == ErrLockTimeout && e.cause == nil
+}
+
+// round shortens d for messages.
+func round(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d
+}
