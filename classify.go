@@ -695,7 +695,9 @@ func schemaObject(p *parser, kinds ...string) stmtFlags {
 type pragmaKind uint8
 
 const (
-	pragmaUnknown pragmaKind = iota
+	// pragmaUnknown: not a PRAGMA the driver knows; a write. The zero
+	// value, what a lookup of an unknown name gives.
+	_ pragmaKind = iota
 	// pragmaSetting: a setting of the connection. Assigning it is
 	// session state; reading it is a read.
 	pragmaSetting
@@ -709,7 +711,7 @@ const (
 )
 
 // pragmas maps each PRAGMA name SQLite knows, in lower case, to its kind.
-// Names not here are pragmaUnknown and count as writes.
+// Names not here are unknown (the zero pragmaKind) and count as writes.
 var pragmas = map[string]pragmaKind{
 	"analysis_limit":            pragmaSetting,
 	"automatic_index":           pragmaSetting,
