@@ -1,0 +1,367 @@
+package sqlitesafe
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// writeQueue is the writer lock of one database file: every write of the
+// process to that file holds it, whichever *sql.DB handle it comes through.
+// Waiters are served first in, first out. A wait honours the caller's context
+// and is bounded by the caller's busy timeout.
+//
+// Autocommit writes are submitted as requests rather than taking the lock:
+// when several are queued back to back, the first to be granted the lock runs
+// them all in one transaction (a group commit) and hands each its own result,
+// so the lock changes hands once per batch instead of once per statement.
+type writeQueue struct {
+	file string // the database file, for messages
+
+	// groupCommits counts the batches of more than one write, and
+	// groupedWrites the writes in them.
+	groupCommits, groupedWrites atomic.Int64
+
+	mu      sync.Mutex
+	held    bool
+	holder  holder    // valid while held
+	waiters []*waiter // FIFO; the head is served next
+}
+
+// holdKind says what holds the writer lock, for messages.
+type holdKind uint8
+
+const (
+	holdExec    holdKind = iota // an autocommit Exec, alone
+	holdBatch                   // a group commit of autocommit writes
+	holdQuery                   // a write through Query, until its rows are closed
+	holdTx                      // a transaction begun with BeginTx
+	holdTextTx                  // a transaction begun by SQL text (BEGIN, SAVEPOINT)
+	holdOpen                    // opening the database and setting it up
+	holdClose                   // closing the handle's writer connection
+	holdSession                 // a write on a connection pinned by connection-local state
+)
+
+func (k holdKind) String() string {
+	switch k {
+	case holdExec:
+		return "an Exec"
+	case holdBatch:
+		return "a group commit of Execs"
+	case holdQuery:
+		return "a writing Query whose rows are not closed yet"
+	case holdTx:
+		return "a transaction begun"
+	case holdTextTx:
+		return "a transaction begun by SQL text"
+	case holdOpen:
+		return "opening the database"
+	case holdClose:
+		return "closing the database"
+	case holdSession:
+		return "a write on a pinned connection"
+	}
+	return "a writer"
+}
+
+// holder is the bookkeeping of the current holder of the lock.
+type holder struct {
+	kind  holdKind
+	since time.Time
+	site  callSite
+}
+
+// waiter is one caller waiting in the queue.
+type waiter struct {
+	ready chan struct{} // closed when state leaves waitQueued
+	state waitState     // guarded by writeQueue.mu
+	h     holder        // what it will be once it holds the lock
+	req   *writeRequest // nil for a plain lock waiter
+}
+
+type waitState uint8
+
+const (
+	waitQueued  waitState = iota // in the queue
+	waitGranted                  // owns the lock now
+	waitTaken                    // its request is being run by another goroutine's batch
+	waitDone                     // its request has run; results are in req
+)
+
+// writeRequest is an autocommit write submitted to the queue.
+type writeRequest struct {
+	ctx   context.Context
+	c     *connector // runs on this handle's shared writer
+	query string
+	info  *stmtInfo
+	args  []driver.NamedValue
+	batch bool // may share a group commit
+
+	res driver.Result
+	err error
+}
+
+// maxBatch bounds a group commit, so that the first writer of a batch does
+// not wait too long for the last.
+const maxBatch = 128
+
+// lock waits for the writer lock. It returns a *LockTimeoutError when ctx is
+// done or timeout passes first.
+func (q *writeQueue) lock(ctx context.Context, timeout time.Duration, h holder) error {
+	q.mu.Lock()
+	if !q.held && len(q.waiters) == 0 {
+		q.held = true
+		q.holder = h
+		q.mu.Unlock()
+		return nil
+	}
+	w := &waiter{ready: make(chan struct{}), h: h}
+	q.waiters = append(q.waiters, w)
+	q.mu.Unlock()
+	if err := q.wait(ctx, timeout, w); err != nil {
+		return err
+	}
+	return nil
+}
+
+// unlock releases the lock, granting it to the head of the queue if any.
+func (q *writeQueue) unlock() {
+	q.mu.Lock()
+	q.unlockLocked()
+	q.mu.Unlock()
+}
+
+func (q *writeQueue) unlockLocked() {
+	if !q.held {
+		panic("sqlitesafe: unlock of an unlocked writer queue")
+	}
+	if len(q.waiters) == 0 {
+		q.held = false
+		q.holder = holder{}
+		return
+	}
+	w := q.waiters[0]
+	q.waiters[0] = nil
+	q.waiters = q.waiters[1:]
+	w.state = waitGranted
+	q.holder = w.h
+	q.holder.since = time.Now()
+	close(w.ready)
+}
+
+// wait blocks until w is served or its wait runs out. On return without
+// error, w is granted the lock (or, for a request, its request has run or w
+// holds the lock to run it).
+func (q *writeQueue) wait(ctx context.Context, timeout time.Duration, w *waiter) error {
+	start := w.h.since
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var cause error
+	select {
+	case <-w.ready:
+		return nil
+	case <-ctx.Done():
+		cause = ctx.Err()
+	case <-timer.C:
+	}
+	q.mu.Lock()
+	switch w.state {
+	case waitQueued:
+		q.remove(w)
+	case waitGranted:
+		// Granted as the wait ran out: pass the lock on.
+		q.unlockLocked()
+	case waitTaken, waitDone:
+		// A batch has the request; its result is coming.
+		q.mu.Unlock()
+		<-w.ready
+		return nil
+	}
+	err := q.timeoutError(time.Since(start), cause)
+	q.mu.Unlock()
+	return err
+}
+
+func (q *writeQueue) remove(w *waiter) {
+	for i, x := range q.waiters {
+		if x == w {
+			copy(q.waiters[i:], q.waiters[i+1:])
+			q.waiters[len(q.waiters)-1] = nil
+			q.waiters = q.waiters[:len(q.waiters)-1]
+			return
+		}
+	}
+}
+
+// timeoutError describes a wait that ran out. q.mu must be held.
+func (q *writeQueue) timeoutError(waited time.Duration, cause error) error {
+	e := &LockTimeoutError{File: q.file, Waited: waited, cause: cause}
+	if q.held {
+		e.Holder = q.holder.kind.String()
+		e.HolderSite = q.holder.site.String()
+		e.HeldFor = time.Since(q.holder.since)
+	}
+	return e
+}
+
+// submit runs req under the writer lock and returns once it has run, alone or
+// in a batch run by this or another goroutine; req.res and req.err then hold
+// its outcome. submit's own error means req never ran: its wait ran out.
+// run executes a batch of requests, all for the same handle, and sets the
+// outcome of each.
+func (q *writeQueue) submit(req *writeRequest, timeout time.Duration, h holder, run func([]*writeRequest)) error {
+	q.mu.Lock()
+	if !q.held && len(q.waiters) == 0 {
+		q.held = true
+		q.holder = h
+		q.mu.Unlock()
+		q.runBatch([]*writeRequest{req}, nil, run)
+		return nil
+	}
+	w := &waiter{ready: make(chan struct{}), h: h, req: req}
+	q.waiters = append(q.waiters, w)
+	q.mu.Unlock()
+	if err := q.wait(req.ctx, timeout, w); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	if w.state != waitGranted {
+		// Another goroutine's batch ran it.
+		q.mu.Unlock()
+		return nil
+	}
+	// This goroutine holds the lock: run its request, and the requests
+	// queued right behind it that can share its transaction.
+	batch := []*writeRequest{req}
+	var taken []*waiter
+	if req.batch {
+		for len(q.waiters) > 0 && len(batch) < maxBatch {
+			next := q.waiters[0]
+			if next.req == nil || !next.req.batch || next.req.c != req.c {
+				break
+			}
+			next.state = waitTaken
+			q.waiters[0] = nil
+			q.waiters = q.waiters[1:]
+			batch = append(batch, next.req)
+			taken = append(taken, next)
+		}
+		if len(batch) > 1 {
+			q.holder.kind = holdBatch
+			q.groupCommits.Add(1)
+			q.groupedWrites.Add(int64(len(batch)))
+		}
+	}
+	q.mu.Unlock()
+	q.runBatch(batch, taken, run)
+	return nil
+}
+
+// runBatch runs batch while holding the lock, then wakes the waiters whose
+// requests it ran and releases the lock. A panic in run still wakes them,
+// with an error, and still releases the lock.
+func (q *writeQueue) runBatch(batch []*writeRequest, taken []*waiter, run func([]*writeRequest)) {
+	defer func() {
+		r := recover()
+		q.mu.Lock()
+		for _, w := range taken {
+			if r != nil && w.req.res == nil && w.req.err == nil {
+				w.req.err = fmt.Errorf("sqlitesafe: the goroutine running this write panicked: %v", r)
+			}
+			w.state = waitDone
+			close(w.ready)
+		}
+		q.unlockLocked()
+		q.mu.Unlock()
+		if r != nil {
+			panic(r)
+		}
+	}()
+	run(batch)
+}
+
+// snapshot reports the queue's state for messages and tests: whether the lock
+// is held, by what, and how many wait.
+func (q *writeQueue) snapshot() (held bool, h holder, waiting int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.held, q.holder, len(q.waiters)
+}
+
+// maxSitePCs bounds the stack recorded for a holder: deep enough to climb out
+// of database/sql and an ORM into the caller's code.
+const maxSitePCs = 32
+
+// callSite is where a holder took the lock: the program counters of its
+// stack, turned into file:line only when a message needs it.
+type callSite struct {
+	pcs [maxSitePCs]uintptr
+	n   int
+}
+
+// captureSite records the stack of its caller's caller.
+func captureSite() callSite {
+	var s callSite
+	s.n = runtime.Callers(3, s.pcs[:])
+	return s
+}
+
+// infrastructure lists the packages whose frames are not the caller's code.
+var infrastructure = []string{
+	"runtime.",
+	"database/sql.",
+	"github.com/sqlitesafe/sqlitesafe.",
+	"github.com/jmoiron/sqlx.",
+	"gorm.io/",
+	"github.com/uptrace/bun",
+	"github.com/pressly/goose",
+}
+
+// String returns "dir/file.go:line" of the first frame outside database/sql,
+// this package and the data libraries built on them (a test file counts as
+// the caller's code), or "" if none is known.
+func (s *callSite) String() string {
+	if s.n == 0 {
+		return ""
+	}
+	frames := runtime.CallersFrames(s.pcs[:s.n])
+	var last runtime.Frame
+	for {
+		f, more := frames.Next()
+		if f.Function != "" && !strings.HasPrefix(f.Function, "runtime.") {
+			last = f
+			if !isInfrastructure(f.Function) || strings.HasSuffix(f.File, "_test.go") {
+				return shortFile(f.File) + ":" + strconv.Itoa(f.Line)
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	if last.File == "" {
+		return ""
+	}
+	return shortFile(last.File) + ":" + strconv.Itoa(last.Line)
+}
+
+func isInfrastructure(fn string) bool {
+	for _, p := range infrastructure {
+		if strings.HasPrefix(fn, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// shortFile keeps the last directory and the file name of path.
+func shortFile(path string) string {
+	dir, file := filepath.Split(path)
+	return filepath.Join(filepath.Base(dir), file)
+}

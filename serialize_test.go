@@ -1,0 +1,234 @@
+package sqlitesafe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// untilWaiting waits until n callers wait in q.
+func untilWaiting(t *testing.T, q *writeQueue, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, _, w := q.snapshot(); w == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			_, _, w := q.snapshot()
+			t.Fatalf("%d waiters, want %d", w, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestQueueFIFO(t *testing.T) {
+	q := &writeQueue{file: "test.db"}
+	ctx := context.Background()
+	if err := q.lock(ctx, time.Minute, holderHere(holdTx)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var (
+		mu    sync.Mutex
+		order []int
+		wg    sync.WaitGroup
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := q.lock(ctx, time.Minute, holderHere(holdExec)); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			q.unlock()
+		}()
+		untilWaiting(t, q, i+1) // queue them in a known order
+	}
+	q.unlock()
+	wg.Wait()
+	for i, got := range order {
+		if got != i {
+			t.Fatalf("served in order %v, want 0..%d", order, n-1)
+		}
+	}
+	if held, _, w := q.snapshot(); held || w != 0 {
+		t.Fatalf("after all: held %v, %d waiting", held, w)
+	}
+}
+
+func TestQueueWaitEnds(t *testing.T) {
+	q := &writeQueue{file: "test.db"}
+	if err := q.lock(context.Background(), time.Minute, holderHere(holdTx)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The busy timeout ends the wait.
+	err := q.lock(context.Background(), 30*time.Millisecond, holderHere(holdExec))
+	var lte *LockTimeoutError
+	if !errors.As(err, &lte) || !errors.Is(err, ErrLockTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("busy timeout: %v", err)
+	}
+	if lte.Holder != holdTx.String() || !strings.Contains(lte.HolderSite, "serialize_test.go:") || lte.Waited < 30*time.Millisecond {
+		t.Fatalf("error fields: %+v", lte)
+	}
+
+	// A context ends the wait, with its own error.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- q.lock(ctx, time.Minute, holderHere(holdExec)) }()
+	untilWaiting(t, q, 1)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) || errors.Is(err, ErrLockTimeout) {
+		t.Fatalf("canceled: %v", err)
+	}
+	// A waiter that gave up is gone from the queue: the lock goes to the
+	// next one.
+	untilWaiting(t, q, 0)
+	go func() {
+		err := q.lock(context.Background(), time.Minute, holderHere(holdExec))
+		if err == nil {
+			q.unlock()
+		}
+		done <- err
+	}()
+	untilWaiting(t, q, 1)
+	q.unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if held, _, _ := q.snapshot(); held {
+		t.Fatal("still held")
+	}
+}
+
+func TestQueueGrantRacesTimeout(t *testing.T) {
+	// Waiters whose waits run out while the lock is being handed to them
+	// must pass it on, never keep it: after many rounds, the lock is free.
+	q := &writeQueue{file: "test.db"}
+	var wg sync.WaitGroup
+	for range 200 {
+		if err := q.lock(context.Background(), time.Minute, holderHere(holdTx)); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := q.lock(context.Background(), 50*time.Microsecond, holderHere(holdExec)); err == nil {
+				q.unlock()
+			}
+		}()
+		time.Sleep(50 * time.Microsecond)
+		q.unlock()
+	}
+	wg.Wait()
+	if held, _, w := q.snapshot(); held || w != 0 {
+		t.Fatalf("held %v with %d waiting after the races", held, w)
+	}
+}
+
+func TestQueueBatches(t *testing.T) {
+	q := &writeQueue{file: "test.db"}
+	a, b := &connector{}, &connector{}
+	if err := q.lock(context.Background(), time.Minute, holderHere(holdTx)); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		batches [][]string
+	)
+	run := func(batch []*writeRequest) {
+		var names []string
+		for _, r := range batch {
+			names = append(names, r.query)
+			r.err = fmt.Errorf("ran %s", r.query)
+		}
+		mu.Lock()
+		batches = append(batches, names)
+		mu.Unlock()
+	}
+	// Queue: a1 a2 a3 (batchable, handle a), b1 (handle b), a4 (not
+	// batchable), a5 a6 (batchable).
+	reqs := []*writeRequest{
+		{query: "a1", c: a, batch: true}, {query: "a2", c: a, batch: true}, {query: "a3", c: a, batch: true},
+		{query: "b1", c: b, batch: true},
+		{query: "a4", c: a},
+		{query: "a5", c: a, batch: true}, {query: "a6", c: a, batch: true},
+	}
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		r.ctx = context.Background()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := q.submit(r, time.Minute, holderHere(holdExec), run); err != nil {
+				t.Error(err)
+			}
+		}()
+		untilWaiting(t, q, i+1)
+	}
+	q.unlock()
+	wg.Wait()
+	want := "[[a1 a2 a3] [b1] [a4] [a5 a6]]"
+	if got := fmt.Sprint(batches); got != want {
+		t.Fatalf("batches %s, want %s", got, want)
+	}
+	for _, r := range reqs {
+		if r.err == nil || r.err.Error() != "ran "+r.query {
+			t.Fatalf("%s: outcome %v", r.query, r.err)
+		}
+	}
+}
+
+func TestQueueBatchPanic(t *testing.T) {
+	q := &writeQueue{file: "test.db"}
+	c := &connector{}
+	if err := q.lock(context.Background(), time.Minute, holderHere(holdTx)); err != nil {
+		t.Fatal(err)
+	}
+	run := func(batch []*writeRequest) {
+		if len(batch) > 1 {
+			batch[0].err = errors.New("first ran")
+			panic("boom")
+		}
+	}
+	first := &writeRequest{ctx: context.Background(), c: c, query: "1", batch: true}
+	second := &writeRequest{ctx: context.Background(), c: c, query: "2", batch: true}
+	panicked := make(chan any)
+	go func() {
+		defer func() { panicked <- recover() }()
+		q.submit(first, time.Minute, holderHere(holdExec), run)
+	}()
+	untilWaiting(t, q, 1)
+	done := make(chan error)
+	go func() { done <- q.submit(second, time.Minute, holderHere(holdExec), run) }()
+	untilWaiting(t, q, 2)
+	q.unlock()
+	if r := <-panicked; r != "boom" {
+		t.Fatalf("recovered %v, want the panic to reach the goroutine that ran the batch", r)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if second.err == nil || !strings.Contains(second.err.Error(), "panicked") {
+		t.Fatalf("the request run by the panicking batch got %v", second.err)
+	}
+	if held, _, w := q.snapshot(); held || w != 0 {
+		t.Fatalf("held %v with %d waiting after the panic", held, w)
+	}
+}
+
+func TestCallSite(t *testing.T) {
+	h := holderHere(holdExec) // this line
+	if got := h.site.String(); !strings.HasPrefix(got, "sqlitesafe/serialize_test.go:") && !strings.Contains(got, "serialize_test.go:") {
+		t.Fatalf("site %q, want this test file", got)
+	}
+}
