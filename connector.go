@@ -1,0 +1,544 @@
+package sqlitesafe
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"io"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ngrok/sqlmw"
+)
+
+// NewConnector returns a connector for sql.OpenDB that opens the database
+// cfg describes. The Config is copied: changing it afterwards changes
+// nothing. An invalid Config is reported here.
+func NewConnector(cfg *Config) (driver.Connector, error) {
+	return newConnector(&Driver{}, cfg)
+}
+
+func newConnector(d *Driver, cfg *Config) (*connector, error) {
+	if cfg == nil {
+		return nil, &DSNError{Reason: "nil *Config"}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.Clone()
+	c := &connector{
+		drv:      d,
+		cfg:      cfg,
+		name:     cfg.Path,
+		memory:   cfg.inMemory(),
+		readOnly: cfg.readOnly(),
+		intr:     interceptor{},
+	}
+	if c.memory {
+		// One in-memory database for the whole handle: a memdb database
+		// named for it, opened by its single connection. A named shared
+		// database (cache=shared, or memdb's "/name") is one per name.
+		mem := cfg.Clone()
+		name := "/sqlitesafe-mem-" + strconv.FormatUint(memSeq.Add(1), 10)
+		if cfg.URIParams["cache"] == "shared" || (cfg.VFS == "memdb" && strings.HasPrefix(cfg.Path, "/")) {
+			name = "/sqlitesafe-named/" + cfg.Path
+		}
+		mem.Path, mem.VFS, mem.Mode = name, "memdb", ModeDefault
+		delete(mem.URIParams, "cache")
+		c.uriRW = mem.sqliteURI(false)
+		c.key = "memory:" + name
+		c.name = cfg.Path
+	} else {
+		c.uriRW = cfg.sqliteURI(c.readOnly)
+		c.uriRO = cfg.sqliteURI(true)
+	}
+	c.readers = readerPool{c: c, max: cfg.MaxReaders, maxIdle: cfg.MaxReaders}
+	if c.readers.maxIdle == 0 {
+		c.readers.maxIdle = max(2, runtime.GOMAXPROCS(0))
+	}
+	return c, nil
+}
+
+var memSeq atomic.Uint64
+
+// connector opens logical connections on one database. It owns the handle's
+// shared writer connection and its pool of read-only connections.
+type connector struct {
+	drv      *Driver
+	cfg      *Config // validated, owned
+	name     string  // the database as the DSN names it, for messages
+	memory   bool    // an in-memory database: one connection does everything
+	readOnly bool    // mode=ro or immutable=1: no writer at all
+	uriRW    string  // the name modernc.org/sqlite opens for read-write connections
+	uriRO    string  // ... for readers
+	key      string  // the registry key, set by init (fixed for memory)
+	intr     sqlmw.Interceptor
+
+	mu     sync.Mutex // guards ready, closed, file
+	ready  bool
+	closed bool
+	file   *fileState
+
+	// writer is the shared writer connection. It is used, replaced and
+	// closed only by the holder of file.queue.
+	writer *phys
+
+	readers readerPool
+}
+
+var (
+	_ driver.Connector = (*connector)(nil)
+	_ io.Closer        = (*connector)(nil)
+)
+
+// Connect implements driver.Connector. The first call opens the database and
+// sets it up: WAL, busy timeout, synchronous and the DSN's pragmas, each read
+// back. Later calls are cheap: a logical connection opens physical ones only
+// when it needs them.
+func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
+	if err := c.init(ctx); err != nil {
+		return nil, err
+	}
+	return &conn{c: c}, nil
+}
+
+// Driver implements driver.Connector.
+func (c *connector) Driver() driver.Driver { return c.drv }
+
+// init opens the shared writer once, under the writer queue, so that a
+// handle opening the file never races another handle's writes.
+func (c *connector) init(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if c.ready {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	key, err := c.fileKey()
+	if err != nil {
+		return err
+	}
+	f := acquireFile(key, c.name)
+	if c.readOnly {
+		c.file, c.ready = f, true
+		return nil
+	}
+	if err := f.queue.lock(ctx, c.cfg.busyTimeout(), holder{kind: holdOpen, since: time.Now(), site: captureSite()}); err != nil {
+		releaseFile(f)
+		return err
+	}
+	w, err := c.openWriter(ctx, true)
+	f.queue.unlock()
+	if err != nil {
+		releaseFile(f)
+		return err
+	}
+	c.file, c.writer, c.ready = f, w, true
+	return nil
+}
+
+// fileKey returns the registry key of the database: the same for every
+// spelling of the path (relative, absolute, through symlinks).
+func (c *connector) fileKey() (string, error) {
+	if c.memory {
+		return c.key, nil
+	}
+	if v := c.cfg.VFS; v != "" && !strings.HasPrefix(v, "unix") {
+		return "vfs:" + v + ":" + c.cfg.Path, nil
+	}
+	abs, err := filepath.Abs(c.cfg.Path)
+	if err != nil {
+		return "", fmt.Errorf("sqlitesafe: resolve %s: %w", c.name, err)
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real, nil
+	}
+	dir, base := filepath.Split(abs)
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		return filepath.Join(real, base), nil
+	}
+	return abs, nil
+}
+
+// Close implements io.Closer: sql.DB.Close calls it. It closes the idle
+// readers and, once the writer queue lets it, the writer.
+func (c *connector) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	f := c.file
+	c.mu.Unlock()
+	c.readers.close()
+	if f == nil {
+		return nil
+	}
+	defer releaseFile(f)
+	if c.readOnly {
+		return nil
+	}
+	if err := f.queue.lock(context.Background(), c.cfg.busyTimeout(), holder{kind: holdClose, since: time.Now(), site: captureSite()}); err != nil {
+		return fmt.Errorf("sqlitesafe: close %s: the writer is still in use: %w", c.name, err)
+	}
+	defer f.queue.unlock()
+	if c.writer == nil {
+		return nil
+	}
+	err := c.writer.close()
+	c.writer = nil
+	return err
+}
+
+// sharedWriter returns the handle's writer connection, reopening it if a
+// failure left it broken. The caller holds the writer queue.
+func (c *connector) sharedWriter(ctx context.Context) (*phys, error) {
+	if c.writer != nil && !c.writer.broken {
+		return c.writer, nil
+	}
+	if c.writer != nil {
+		c.writer.close()
+		c.writer = nil
+	}
+	w, err := c.openWriter(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	c.writer = w
+	return w, nil
+}
+
+// openWriter opens a read-write connection and sets it up. first is true for
+// the connection that sets the file up (journal mode, auto_vacuum, the
+// DSN's file-level pragmas).
+func (c *connector) openWriter(ctx context.Context, first bool) (*phys, error) {
+	role := roleWriter
+	if !first {
+		role = roleSession
+	}
+	p, err := openPhys(c.uriRW, role, c.intr)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitesafe: open %s: %w", c.name, err)
+	}
+	if err := c.setup(ctx, p, first); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// openSession opens a connection for one logical connection's own use: a
+// read-write one, or a read-only one on a read-only handle.
+func (c *connector) openSession(ctx context.Context) (*phys, error) {
+	if c.readOnly {
+		return c.openReader(ctx)
+	}
+	return c.openWriter(ctx, false)
+}
+
+// openReader opens a read-only (mode=ro) connection and sets it up.
+func (c *connector) openReader(ctx context.Context) (*phys, error) {
+	p, err := openPhys(c.uriRO, roleReader, c.intr)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitesafe: open %s read-only: %w", c.name, err)
+	}
+	if err := c.setup(ctx, p, false); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// setup applies the DSN's settings to a new connection and reads the ones
+// that matter back. first marks the connection that sets up the file: it
+// alone sets auto_vacuum, the journal mode and the pragmas that change the
+// file.
+func (c *connector) setup(ctx context.Context, p *phys, first bool) error {
+	cfg := c.cfg
+	run := func(q string) error {
+		if err := p.run(ctx, q); err != nil {
+			return fmt.Errorf("sqlitesafe: %s on %s: %w", q, c.name, err)
+		}
+		return nil
+	}
+	ms := int64((cfg.busyTimeout() + time.Millisecond - 1) / time.Millisecond) // whole ms, rounded up
+	if err := run("PRAGMA busy_timeout = " + strconv.FormatInt(ms, 10)); err != nil {
+		return err
+	}
+	if first && cfg.AutoVacuum != "" {
+		if err := run("PRAGMA auto_vacuum = " + string(cfg.AutoVacuum)); err != nil {
+			return err
+		}
+	}
+	for _, pr := range cfg.Pragmas {
+		if !first && classify("PRAGMA "+pr).flags&flagWrite != 0 {
+			continue // set on the file by the first connection
+		}
+		if err := run("PRAGMA " + pr); err != nil {
+			return err
+		}
+	}
+	if cfg.ForeignKeys != "" {
+		if err := run("PRAGMA foreign_keys = " + strings.ToUpper(string(cfg.ForeignKeys))); err != nil {
+			return err
+		}
+	}
+	journal := first && !c.readOnly && (!c.memory || cfg.JournalMode != "")
+	if journal {
+		if err := run("PRAGMA journal_mode = " + string(cfg.journalMode())); err != nil {
+			return err
+		}
+	}
+	if err := run("PRAGMA synchronous = " + string(cfg.synchronous())); err != nil {
+		return err
+	}
+	if cfg.QueryOnly {
+		if err := run("PRAGMA query_only = 1"); err != nil {
+			return err
+		}
+	}
+
+	// Read back what was asked for.
+	check := func(pragma, want string) error {
+		got, err := p.queryValue(ctx, "PRAGMA "+pragma)
+		if err != nil {
+			return fmt.Errorf("sqlitesafe: read back PRAGMA %s on %s: %w", pragma, c.name, err)
+		}
+		if !strings.EqualFold(got, want) {
+			return c.settingError(pragma, got, want)
+		}
+		return nil
+	}
+	if err := check("busy_timeout", strconv.FormatInt(ms, 10)); err != nil {
+		return err
+	}
+	if err := check("synchronous", synchronousLevel[cfg.synchronous()]); err != nil {
+		return err
+	}
+	if cfg.ForeignKeys != "" {
+		want := "0"
+		if cfg.ForeignKeys == ForeignKeysOn {
+			want = "1"
+		}
+		if err := check("foreign_keys", want); err != nil {
+			return err
+		}
+	}
+	if journal {
+		if err := check("journal_mode", string(cfg.journalMode())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// synchronousLevel is what PRAGMA synchronous reads back for each setting.
+var synchronousLevel = map[Synchronous]string{
+	SynchronousOff:    "0",
+	SynchronousNormal: "1",
+	SynchronousFull:   "2",
+	SynchronousExtra:  "3",
+}
+
+// settingError reports a setting that read back otherwise than set.
+func (c *connector) settingError(pragma, got, want string) error {
+	if pragma == "journal_mode" && strings.EqualFold(want, "wal") {
+		return fmt.Errorf("%w: journal_mode of %s is %q after asking for WAL: the file system cannot give WAL the shared memory it needs "+
+			"(a network or FUSE file system, or a VFS without shared memory such as unix-none); "+
+			"choose a rollback journal with _journal_mode=DELETE, knowing that readers then wait for the writer",
+			ErrWALUnavailable, c.name, got)
+	}
+	return fmt.Errorf("%w: PRAGMA %s on %s reads %q after setting %q", ErrSetting, pragma, c.name, got, want)
+}
+
+// fileState is the process-wide state of one database file, shared by every
+// handle that opens it.
+type fileState struct {
+	key   string
+	refs  int // guarded by files.mu
+	queue writeQueue
+}
+
+// files is the registry of open database files, by fileKey.
+var files = struct {
+	sync.Mutex
+	m map[string]*fileState
+}{m: make(map[string]*fileState)}
+
+func acquireFile(key, name string) *fileState {
+	files.Lock()
+	defer files.Unlock()
+	f := files.m[key]
+	if f == nil {
+		f = &fileState{key: key}
+		f.queue.file = name
+		files.m[key] = f
+	}
+	f.refs++
+	return f
+}
+
+func releaseFile(f *fileState) {
+	files.Lock()
+	defer files.Unlock()
+	f.refs--
+	if f.refs == 0 && files.m[f.key] == f {
+		delete(files.m, f.key)
+	}
+}
+
+// readerPool keeps a handle's read-only connections.
+type readerPool struct {
+	c       *connector
+	mu      sync.Mutex
+	idle    []*phys
+	open    int
+	max     int // 0: no cap
+	maxIdle int
+	waiters []chan *phys // FIFO; a nil send means "a slot is free, open one"
+	closed  bool
+}
+
+// get returns a reader, opening one if the cap allows, else waiting for one
+// to be put back (bounded by ctx and the busy timeout).
+func (rp *readerPool) get(ctx context.Context) (*phys, error) {
+	for {
+		rp.mu.Lock()
+		if rp.closed {
+			rp.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if n := len(rp.idle); n > 0 {
+			p := rp.idle[n-1]
+			rp.idle = rp.idle[:n-1]
+			rp.mu.Unlock()
+			return p, nil
+		}
+		if rp.max == 0 || rp.open < rp.max {
+			rp.open++
+			rp.mu.Unlock()
+			p, err := rp.c.openReader(ctx)
+			if err != nil {
+				rp.mu.Lock()
+				rp.open--
+				rp.wakeLocked()
+				rp.mu.Unlock()
+				return nil, err
+			}
+			return p, nil
+		}
+		ch := make(chan *phys, 1)
+		rp.waiters = append(rp.waiters, ch)
+		rp.mu.Unlock()
+		p, err := rp.wait(ctx, ch)
+		if err != nil {
+			return nil, err
+		}
+		if p != nil {
+			return p, nil
+		}
+	}
+}
+
+func (rp *readerPool) wait(ctx context.Context, ch chan *phys) (*phys, error) {
+	start := time.Now()
+	timeout := rp.c.cfg.busyTimeout()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var cause error
+	select {
+	case p := <-ch:
+		return p, nil
+	case <-ctx.Done():
+		cause = ctx.Err()
+	case <-timer.C:
+		cause = ErrReaderTimeout
+	}
+	rp.mu.Lock()
+	removed := false
+	for i, w := range rp.waiters {
+		if w == ch {
+			rp.waiters = append(rp.waiters[:i], rp.waiters[i+1:]...)
+			removed = true
+			break
+		}
+	}
+	rp.mu.Unlock()
+	if !removed {
+		// Served as the wait ran out: give it back.
+		if p := <-ch; p != nil {
+			rp.put(p)
+		} else {
+			rp.mu.Lock()
+			rp.wakeLocked()
+			rp.mu.Unlock()
+		}
+	}
+	return nil, fmt.Errorf("sqlitesafe: waited %s for a free reader connection on %s: all %d that _max_readers allows are in use "+
+		"(raise _max_readers, or close rows sooner): %w", round(time.Since(start)), rp.c.name, rp.max, cause)
+}
+
+// wakeLocked tells the first waiter that a slot is free.
+func (rp *readerPool) wakeLocked() {
+	if len(rp.waiters) > 0 {
+		ch := rp.waiters[0]
+		rp.waiters = rp.waiters[1:]
+		ch <- nil
+	}
+}
+
+// put gives a reader back.
+func (rp *readerPool) put(p *phys) {
+	if !p.broken {
+		if v, ok := p.raw.(driver.Validator); ok && !v.IsValid() {
+			p.broken = true
+		}
+	}
+	rp.mu.Lock()
+	if p.broken || rp.closed {
+		rp.open--
+		rp.wakeLocked()
+		rp.mu.Unlock()
+		p.close()
+		return
+	}
+	if len(rp.waiters) > 0 {
+		ch := rp.waiters[0]
+		rp.waiters = rp.waiters[1:]
+		ch <- p
+		rp.mu.Unlock()
+		return
+	}
+	if len(rp.idle) >= rp.maxIdle {
+		rp.open--
+		rp.mu.Unlock()
+		p.close()
+		return
+	}
+	rp.idle = append(rp.idle, p)
+	rp.mu.Unlock()
+}
+
+// close closes the idle readers; the ones in use are closed when put back.
+func (rp *readerPool) close() {
+	rp.mu.Lock()
+	rp.closed = true
+	idle := rp.idle
+	rp.idle = nil
+	rp.open -= len(idle)
+	rp.mu.Unlock()
+	for _, p := range idle {
+		p.close()
+	}
+}

@@ -1,0 +1,283 @@
+package sqlitesafe
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/ngrok/sqlmw"
+	"modernc.org/sqlite"
+)
+
+// physRole is what a physical connection is for.
+type physRole uint8
+
+const (
+	roleWriter  physRole = iota // the handle's shared writer, used under the writer queue
+	roleReader                  // a read-only (mode=ro) connection of the reader pool
+	roleSession                 // a read-write connection owned by one logical connection
+)
+
+// phys is one modernc.org/sqlite connection. It is used by one goroutine at a
+// time: the writer by the holder of the writer queue, a reader by the
+// borrower, a session connection by its logical connection.
+type phys struct {
+	role     physRole
+	conn     driver.Conn // what statements go through (sqlmw's wrapper)
+	raw      driver.Conn // modernc.org/sqlite's own connection
+	execer   driver.ExecerContext
+	queryer  driver.QueryerContext
+	beginner driver.ConnBeginTx
+	preparer driver.ConnPrepareContext
+
+	stmts  map[string]*cachedStmt
+	broken bool // a statement left it in an unknown state: close, do not reuse
+}
+
+// cachedStmt is a prepared statement kept by a phys for its query text.
+type cachedStmt struct {
+	exec  driver.StmtExecContext
+	query driver.StmtQueryContext
+	close func() error
+	inUse bool // rows from it are open
+}
+
+// maxCachedStmts bounds the statements a connection keeps prepared.
+const maxCachedStmts = 64
+
+var (
+	moderncOnce sync.Once
+	moderncDrv  driver.Driver
+)
+
+// moderncDriver returns the driver modernc.org/sqlite registers as "sqlite":
+// the one that carries the functions, collations and hooks registered with
+// its package-level Register functions.
+func moderncDriver() driver.Driver {
+	moderncOnce.Do(func() {
+		db, err := sql.Open("sqlite", "")
+		if err != nil {
+			panic("sqlitesafe: modernc.org/sqlite is not registered: " + err.Error())
+		}
+		moderncDrv = db.Driver()
+		db.Close()
+	})
+	return moderncDrv
+}
+
+// capture is a driver.Driver that opens with modernc.org/sqlite and keeps the
+// connection it opened, so that sqlmw can wrap it and we keep the original.
+type capture struct {
+	last driver.Conn
+}
+
+func (c *capture) Open(name string) (driver.Conn, error) {
+	conn, err := moderncDriver().Open(name)
+	c.last = conn
+	return conn, err
+}
+
+// openPhys opens name (a file: URI for modernc.org/sqlite) for role. Every
+// statement on it passes through sqlmw's interceptor.
+func openPhys(name string, role physRole, intr sqlmw.Interceptor) (*phys, error) {
+	var cap capture
+	conn, err := sqlmw.Driver(&cap, intr).Open(name)
+	if err != nil {
+		return nil, err
+	}
+	p := &phys{role: role, conn: conn, raw: cap.last}
+	var ok1, ok2, ok3, ok4 bool
+	p.execer, ok1 = conn.(driver.ExecerContext)
+	p.queryer, ok2 = conn.(driver.QueryerContext)
+	p.beginner, ok3 = conn.(driver.ConnBeginTx)
+	p.preparer, ok4 = conn.(driver.ConnPrepareContext)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		conn.Close()
+		return nil, errors.New("sqlitesafe: modernc.org/sqlite connection lacks a context method")
+	}
+	return p, nil
+}
+
+// cacheable reports whether a query's prepared statement may be kept.
+func cacheable(info *stmtInfo) bool {
+	return info.flags&(flagMulti|flagTxControl|flagSession) == 0
+}
+
+// stmt returns the cached prepared statement for query, preparing it if need
+// be. It returns nil (and no error) when the statement is in use.
+func (p *phys) stmt(ctx context.Context, query string) (*cachedStmt, error) {
+	if cs, ok := p.stmts[query]; ok {
+		if cs.inUse {
+			return nil, nil
+		}
+		return cs, nil
+	}
+	st, err := p.preparer.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok1 := st.(driver.StmtExecContext)
+	qu, ok2 := st.(driver.StmtQueryContext)
+	if !ok1 || !ok2 {
+		st.Close()
+		return nil, nil
+	}
+	if len(p.stmts) >= maxCachedStmts {
+		p.evict()
+	}
+	if p.stmts == nil {
+		p.stmts = make(map[string]*cachedStmt)
+	}
+	cs := &cachedStmt{exec: ex, query: qu, close: st.Close}
+	p.stmts[query] = cs
+	return cs, nil
+}
+
+// evict closes the cached statements that are not in use.
+func (p *phys) evict() {
+	for q, cs := range p.stmts {
+		if !cs.inUse {
+			cs.close()
+			delete(p.stmts, q)
+		}
+	}
+}
+
+// exec runs query as an Exec.
+func (p *phys) exec(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Result, error) {
+	if cacheable(info) {
+		cs, err := p.stmt(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		if cs != nil {
+			return cs.exec.ExecContext(ctx, args)
+		}
+	}
+	return p.execer.ExecContext(ctx, query, args)
+}
+
+// query runs query as a Query. When the rows come from a cached statement,
+// that statement is returned too, marked in use: the caller marks it free
+// once the rows are closed.
+func (p *phys) query(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Rows, *cachedStmt, error) {
+	if cacheable(info) {
+		cs, err := p.stmt(ctx, query)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cs != nil {
+			rows, err := cs.query.QueryContext(ctx, args)
+			if err != nil {
+				return nil, nil, err
+			}
+			cs.inUse = true
+			return rows, cs, nil
+		}
+	}
+	rows, err := p.queryer.QueryContext(ctx, query, args)
+	return rows, nil, err
+}
+
+// run executes a statement of the driver's own, without caching it.
+func (p *phys) run(ctx context.Context, query string) error {
+	_, err := p.execer.ExecContext(ctx, query, nil)
+	return err
+}
+
+// inTx reports whether the connection is inside a transaction. It asks
+// SQLite: BEGIN fails inside a transaction and is a no-op, ended by COMMIT,
+// outside one.
+func (p *phys) inTx() (bool, error) {
+	err := p.run(context.Background(), "BEGIN")
+	if err == nil {
+		if err := p.run(context.Background(), "COMMIT"); err != nil {
+			p.broken = true
+			return false, err
+		}
+		return false, nil
+	}
+	if strings.Contains(err.Error(), "within a transaction") {
+		return true, nil
+	}
+	p.broken = true
+	return false, err
+}
+
+// ensureNoTx makes sure the connection is outside any transaction, rolling
+// back what is left. A connection it cannot bring back is marked broken.
+func (p *phys) ensureNoTx() {
+	in, err := p.inTx()
+	if err != nil || !in {
+		return
+	}
+	if err := p.run(context.Background(), "ROLLBACK"); err != nil {
+		p.broken = true
+		return
+	}
+	if in, err := p.inTx(); err != nil || in {
+		p.broken = true
+	}
+}
+
+// close closes the cached statements and the connection.
+func (p *phys) close() error {
+	for q, cs := range p.stmts {
+		cs.close()
+		delete(p.stmts, q)
+	}
+	return p.conn.Close()
+}
+
+// queryValue runs a query of the driver's own that returns one value.
+func (p *phys) queryValue(ctx context.Context, query string) (string, error) {
+	rows, err := p.queryer.QueryContext(ctx, query, nil)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, len(rows.Columns()))
+	if len(dest) == 0 {
+		return "", fmt.Errorf("sqlitesafe: %s returned no column", query)
+	}
+	if err := rows.Next(dest); err != nil {
+		return "", fmt.Errorf("sqlitesafe: %s returned no row: %w", query, err)
+	}
+	switch v := dest[0].(type) {
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case string:
+		return v, nil
+	case []byte:
+		return string(v), nil
+	case nil:
+		return "", nil
+	default:
+		return fmt.Sprint(v), nil
+	}
+}
+
+// sqliteCode returns the extended result code of the SQLite error in err's
+// chain, or 0.
+func sqliteCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}
+
+// SQLite's primary result codes the driver looks at.
+const (
+	codeBusy     = 5
+	codeReadOnly = 8
+)
+
+// isReadOnly reports whether err is SQLite refusing a write on a read-only
+// connection (SQLITE_READONLY or one of its extended codes).
+func isReadOnly(err error) bool { return sqliteCode(err)&0xff == codeReadOnly }
