@@ -625,7 +625,7 @@ func (c *connector) readOnlyError(err error) error {
 // checkWriter marks the shared writer broken when SQLite says it is no
 // longer usable, so that the next holder of the queue reopens it.
 func (c *connector) checkWriter(w *phys) {
-	if v, ok := w.raw.(driver.Validator); ok && !v.IsValid() {
+	if v, ok := w.conn.(driver.Validator); ok && !v.IsValid() {
 		w.broken = true
 	}
 }

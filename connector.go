@@ -12,8 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/ngrok/sqlmw"
 )
 
 // NewConnector returns a connector for sql.OpenDB that opens the database
@@ -37,7 +35,6 @@ func newConnector(d *Driver, cfg *Config) (*connector, error) {
 		name:     cfg.Path,
 		memory:   cfg.inMemory(),
 		readOnly: cfg.readOnly(),
-		intr:     interceptor{},
 	}
 	if c.memory {
 		// One in-memory database for the whole handle: a memdb database
@@ -77,7 +74,6 @@ type connector struct {
 	uriRW    string  // the name modernc.org/sqlite opens for read-write connections
 	uriRO    string  // ... for readers
 	key      string  // the registry key, set by init (fixed for memory)
-	intr     sqlmw.Interceptor
 
 	mu     sync.Mutex // guards ready, closed, file
 	ready  bool
@@ -227,7 +223,7 @@ func (c *connector) openWriter(ctx context.Context, first bool) (*phys, error) {
 	if !first {
 		role = roleSession
 	}
-	p, err := openPhys(c.uriRW, role, c.intr)
+	p, err := openPhys(c.uriRW, role)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitesafe: open %s: %w", c.name, err)
 	}
@@ -249,7 +245,7 @@ func (c *connector) openSession(ctx context.Context) (*phys, error) {
 
 // openReader opens a read-only (mode=ro) connection and sets it up.
 func (c *connector) openReader(ctx context.Context) (*phys, error) {
-	p, err := openPhys(c.uriRO, roleReader, c.intr)
+	p, err := openPhys(c.uriRO, roleReader)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitesafe: open %s read-only: %w", c.name, err)
 	}
@@ -501,7 +497,7 @@ func (rp *readerPool) wakeLocked() {
 // put gives a reader back.
 func (rp *readerPool) put(p *phys) {
 	if !p.broken {
-		if v, ok := p.raw.(driver.Validator); ok && !v.IsValid() {
+		if v, ok := p.conn.(driver.Validator); ok && !v.IsValid() {
 			p.broken = true
 		}
 	}

@@ -4,7 +4,6 @@ go 1.26.0
 
 require (
 	github.com/google/go-cmp v0.7.0
-	github.com/ngrok/sqlmw v0.0.0-20220520173518-97c9c04efc79
 	modernc.org/libc v1.79.0
 	modernc.org/sqlite v1.61.1
 )

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/ngrok/sqlmw"
 	"modernc.org/sqlite"
 )
 
@@ -28,8 +27,7 @@ const (
 // borrower, a session connection by its logical connection.
 type phys struct {
 	role     physRole
-	conn     driver.Conn // what statements go through (sqlmw's wrapper)
-	raw      driver.Conn // modernc.org/sqlite's own connection
+	conn     driver.Conn // modernc.org/sqlite's connection
 	execer   driver.ExecerContext
 	queryer  driver.QueryerContext
 	beginner driver.ConnBeginTx
@@ -70,27 +68,13 @@ func moderncDriver() driver.Driver {
 	return moderncDrv
 }
 
-// capture is a driver.Driver that opens with modernc.org/sqlite and keeps the
-// connection it opened, so that sqlmw can wrap it and we keep the original.
-type capture struct {
-	last driver.Conn
-}
-
-func (c *capture) Open(name string) (driver.Conn, error) {
+// openPhys opens name (a file: URI for modernc.org/sqlite) for role.
+func openPhys(name string, role physRole) (*phys, error) {
 	conn, err := moderncDriver().Open(name)
-	c.last = conn
-	return conn, err
-}
-
-// openPhys opens name (a file: URI for modernc.org/sqlite) for role. Every
-// statement on it passes through sqlmw's interceptor.
-func openPhys(name string, role physRole, intr sqlmw.Interceptor) (*phys, error) {
-	var cap capture
-	conn, err := sqlmw.Driver(&cap, intr).Open(name)
 	if err != nil {
 		return nil, err
 	}
-	p := &phys{role: role, conn: conn, raw: cap.last}
+	p := &phys{role: role, conn: conn}
 	var ok1, ok2, ok3, ok4 bool
 	p.execer, ok1 = conn.(driver.ExecerContext)
 	p.queryer, ok2 = conn.(driver.QueryerContext)
