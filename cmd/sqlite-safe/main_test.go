@@ -45,7 +45,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("no header with columns %q in:\n%s", names, out)
 	}
 	for _, label := range []string{"transactions/s", "inserts/s", "errors", "lost updates",
-		"missing inserts", "p50", "p99", "p99.9", "max"} {
+		"missing inserts", "mean", "p50", "p99", "p99.9", "max"} {
 		if len(rows[label]) != len(names) {
 			t.Errorf("row %q missing or not %d columns", label, len(names))
 		}
