@@ -121,6 +121,14 @@ func classify(query string) *stmtInfo {
 	return in
 }
 
+// remember replaces the cached classification of query, when a statement
+// turned out to be other than classify said (a reader refused it as a write).
+func remember(query string, in *stmtInfo) {
+	if g := classifyCache.Load(); g != nil && len(query) <= classifyCacheMaxText {
+		g.m.Store(query, in)
+	}
+}
+
 // withBegin returns query with each statement-level BEGIN (bare, DEFERRED,
 // with or without TRANSACTION) rewritten to begin as lock says: BEGIN
 // IMMEDIATE for TxLockImmediate and TxLockDefault, BEGIN EXCLUSIVE for

@@ -248,7 +248,7 @@ func (c *conn) execRead(ctx context.Context, query string, info *stmtInfo, args 
 		if c.c.readOnly {
 			return nil, c.c.readOnlyError(err)
 		}
-		return c.execWrite(ctx, query, info.asWrite(), args)
+		return c.execWrite(ctx, query, info.asWrite(query), args)
 	}
 	return res, err
 }
@@ -266,7 +266,7 @@ func (c *conn) queryRead(ctx context.Context, query string, info *stmtInfo, args
 			if c.c.readOnly {
 				return nil, c.c.readOnlyError(err)
 			}
-			return c.queryWrite(ctx, query, info.asWrite(), args)
+			return c.queryWrite(ctx, query, info.asWrite(query), args)
 		}
 		return nil, err
 	}
@@ -685,9 +685,11 @@ func runAlone(w *phys, batch []*writeRequest) {
 	}
 }
 
-// asWrite returns a copy of in that routes as a write.
-func (in *stmtInfo) asWrite() *stmtInfo {
+// asWrite returns a copy of in that routes as a write, and caches it for
+// query: a reader refused query as a write.
+func (in *stmtInfo) asWrite(query string) *stmtInfo {
 	w := *in
 	w.flags |= flagWrite
+	remember(query, &w)
 	return &w
 }

@@ -78,6 +78,9 @@ func TestDSNSettingsReadBack(t *testing.T) {
 		{"_pragma=cache_size(-4000)", "cache_size", "-4000"},
 		{"_pragma=busy_timeout(1234)", "busy_timeout", "1234"},
 		{"_pragma=journal_mode(DELETE)", "journal_mode", "delete"},
+		// A file-level pragma: set once by the writer, not on the readers
+		// (a mode=ro connection could not), and read back through either.
+		{"_pragma=user_version(5)", "user_version", "5"},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			db := openSafe(t, dbPath(t)+"?"+tc.query)
@@ -690,5 +693,78 @@ func TestFailuresReleaseTheLock(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("rows %q, want %q", got, want)
+	}
+}
+
+func TestNewConnector(t *testing.T) {
+	path := dbPath(t)
+	cfg := &sqlitesafe.Config{Path: path, BusyTimeout: 1500 * time.Millisecond}
+	c, err := sqlitesafe.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.BusyTimeout = time.Hour // the connector keeps its own copy
+	cfg.Path = "elsewhere.db"
+	db := sql.OpenDB(c)
+	defer db.Close()
+	mustExec(t, db, counterSchema...)
+	if got := pragmaOf(t, db, "busy_timeout"); got != "1500" {
+		t.Errorf("busy_timeout = %s, want 1500", got)
+	}
+	noErrors(t, "read-modify-write", parallel(8, 10, func(g, i int) error {
+		return rmw(context.Background(), db, 0)
+	}))
+	if n := queryInt(t, db, "SELECT n FROM counter"); n != 80 {
+		t.Fatalf("counter = %d, want 80", n)
+	}
+	// The same database through a DSN that FormatDSN wrote.
+	back, err := sqlitesafe.ParseDSN((&sqlitesafe.Config{Path: path, Synchronous: sqlitesafe.SynchronousFull}).FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := sqlitesafe.NewConnector(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db2 := sql.OpenDB(c2)
+	defer db2.Close()
+	if n := queryInt(t, db2, "SELECT n FROM counter"); n != 80 {
+		t.Fatalf("second handle reads %d", n)
+	}
+	if got := pragmaOf(t, db2, "synchronous"); got != "2" {
+		t.Errorf("synchronous = %s, want 2 (FULL)", got)
+	}
+	// A bad Config is refused by NewConnector itself.
+	if _, err := sqlitesafe.NewConnector(&sqlitesafe.Config{Path: path, TxLock: "sometimes"}); !errors.Is(err, sqlitesafe.ErrInvalidDSN) {
+		t.Fatalf("NewConnector with a bad TxLock: %v, want ErrInvalidDSN", err)
+	}
+}
+
+func TestWriterQueueOff(t *testing.T) {
+	watchdog(t, time.Minute)
+	// With the queue off the driver behaves as tuned modernc.org/sqlite
+	// does: BEGIN IMMEDIATE and SQLite's busy handler, no queue.
+	db := openSafe(t, dbPath(t)+"?_writer_queue=off&_busy_timeout=200ms")
+	mustExec(t, db, counterSchema...)
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec("UPDATE counter SET n = n + 1")
+	if !isBusy(err) {
+		t.Fatalf("write while a transaction holds the lock, queue off: %v, want SQLITE_BUSY from SQLite's busy handler", err)
+	}
+	var lte *sqlitesafe.LockTimeoutError
+	if errors.As(err, &lte) {
+		t.Fatalf("queue off, yet the write waited in the queue: %v", err)
+	}
+	tx.Rollback()
+	db2 := openSafe(t, dbPath(t)+"?_writer_queue=off")
+	mustExec(t, db2, counterSchema...)
+	noErrors(t, "read-modify-write, queue off", parallel(8, 10, func(g, i int) error {
+		return rmw(context.Background(), db2, 0)
+	}))
+	if n := queryInt(t, db2, "SELECT n FROM counter"); n != 80 {
+		t.Fatalf("counter = %d, want 80", n)
 	}
 }

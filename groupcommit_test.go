@@ -198,3 +198,37 @@ func TestGroupCommitOff(t *testing.T) {
 		t.Fatalf("%d rows, want 5", n)
 	}
 }
+
+func TestMisjudgedReadRunsOnTheWriter(t *testing.T) {
+	db, _ := openWhite(t, filepath.Join(t.TempDir(), "app.db"))
+	if _, err := db.Exec("CREATE TABLE t(x)"); err != nil {
+		t.Fatal(err)
+	}
+	// Pretend the classifier took these writes for reads: a reader refuses
+	// each, and it runs again on the writer, once.
+	for _, q := range []string{"INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2) RETURNING x"} {
+		classify(q)
+		remember(q, &stmtInfo{})
+		if flags := classify(q).flags; flags != 0 {
+			t.Fatalf("%s: flags %v after remember", q, flags)
+		}
+	}
+	if _, err := db.Exec("INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatalf("misjudged Exec: %v", err)
+	}
+	var x int
+	if err := db.QueryRow("INSERT INTO t VALUES (2) RETURNING x").Scan(&x); err != nil || x != 2 {
+		t.Fatalf("misjudged Query: %d, %v", x, err)
+	}
+	var n, sum int
+	db.QueryRow("SELECT count(*), sum(x) FROM t").Scan(&n, &sum)
+	if n != 2 || sum != 3 {
+		t.Fatalf("%d rows summing to %d, want 2 and 3: a write ran twice or not at all", n, sum)
+	}
+	// The next time they go to the writer directly.
+	for _, q := range []string{"INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2) RETURNING x"} {
+		if classify(q).flags&flagWrite == 0 {
+			t.Errorf("%s is still taken for a read", q)
+		}
+	}
+}
