@@ -99,7 +99,7 @@ func BenchmarkInsert(b *testing.B) {
 	for _, sync := range []string{"NORMAL", "FULL"} {
 		for _, tg := range []target{moderncTuned, safe} {
 			for _, g := range []int{1, 2, 8, 32, 64, 256} {
-				b.Run(fmt.Sprintf("sync=%s/%s/g=%d", sync, tg.name, g), func(b *testing.B) {
+				b.Run(fmt.Sprintf("sync=%s/impl=%s/g=%d", sync, tg.name, g), func(b *testing.B) {
 					db := openBench(b, tg, sync)
 					b.ReportAllocs()
 					load(b, g, func(i int) error {
@@ -119,7 +119,7 @@ func BenchmarkReadModifyWrite(b *testing.B) {
 	for _, sync := range []string{"NORMAL", "FULL"} {
 		for _, tg := range []target{moderncDefaults, moderncTuned, safe} {
 			for _, g := range []int{1, 2, 8, 32, 64, 256} {
-				b.Run(fmt.Sprintf("sync=%s/%s/g=%d", sync, tg.name, g), func(b *testing.B) {
+				b.Run(fmt.Sprintf("sync=%s/impl=%s/g=%d", sync, tg.name, g), func(b *testing.B) {
 					db := openBench(b, tg, sync)
 					b.ReportAllocs()
 					var committed atomic.Int64
@@ -147,7 +147,7 @@ func BenchmarkPointRead(b *testing.B) {
 	for _, beside := range []string{"alone", "beside-writer"} {
 		for _, tg := range []target{moderncTuned, safe} {
 			for _, g := range []int{1, 2} {
-				b.Run(fmt.Sprintf("%s/%s/g=%d", beside, tg.name, g), func(b *testing.B) {
+				b.Run(fmt.Sprintf("load=%s/impl=%s/g=%d", beside, tg.name, g), func(b *testing.B) {
 					db := openBench(b, tg, "NORMAL")
 					if beside == "beside-writer" {
 						stop := longWriter(b, db)
@@ -194,7 +194,7 @@ func longWriter(b *testing.B, db *sql.DB) (stop func()) {
 func BenchmarkMixed(b *testing.B) {
 	for _, writes := range []int{10, 50} {
 		for _, tg := range []target{moderncTuned, safe} {
-			b.Run(fmt.Sprintf("writes=%d%%/%s/g=32", writes, tg.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("writes=%d%%/impl=%s/g=32", writes, tg.name), func(b *testing.B) {
 				db := openBench(b, tg, "NORMAL")
 				b.ReportAllocs()
 				load(b, 32, func(i int) error {
@@ -206,5 +206,27 @@ func BenchmarkMixed(b *testing.B) {
 				})
 			})
 		}
+	}
+}
+
+// BenchmarkPointReadPrepared: as BenchmarkPointRead alone, through a
+// statement prepared once. sqlite-safe keeps each query's statement prepared
+// on every connection, so for it the two are the same; plain
+// modernc.org/sqlite prepares on every unprepared call.
+func BenchmarkPointReadPrepared(b *testing.B) {
+	for _, tg := range []target{moderncTuned, safe} {
+		b.Run(fmt.Sprintf("impl=%s/g=1", tg.name), func(b *testing.B) {
+			db := openBench(b, tg, "NORMAL")
+			st, err := db.Prepare("SELECT v FROM t WHERE id = ?")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			b.ReportAllocs()
+			load(b, 1, func(i int) error {
+				var v string
+				return st.QueryRow(i%1000 + 1).Scan(&v)
+			})
+		})
 	}
 }
