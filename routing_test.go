@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,14 +25,26 @@ func TestPinnedConnectionState(t *testing.T) {
 	mustExec(t, db, "CREATE TABLE t(x)")
 
 	// Several pinned connections at once, each with a TEMP table of the
-	// same name: each sees its own, reads included.
+	// same name: each sees its own, reads included. They are all held
+	// until all are done: a connection handed back to the pool keeps its
+	// state, as with any driver, and could be handed to another goroutine.
 	const goroutines = 8
+	var held, done sync.WaitGroup
+	held.Add(goroutines)
+	done.Add(goroutines)
 	errs := parallel(goroutines, 1, func(g, _ int) error {
 		conn, err := db.Conn(ctx)
+		held.Done()
 		if err != nil {
+			done.Done()
 			return err
 		}
-		defer conn.Close()
+		defer func() {
+			done.Done()
+			done.Wait()
+			conn.Close()
+		}()
+		held.Wait()
 		if _, err := conn.ExecContext(ctx, "CREATE TEMP TABLE scratch(v)"); err != nil {
 			return err
 		}
@@ -353,5 +366,28 @@ func TestErrorsAreReachable(t *testing.T) {
 	_, err = db.Query("SELECT * FROM nosuchtable")
 	if got := sqliteCode(err); got != 1 {
 		t.Fatalf("missing table: code %d (%v), want 1", got, err)
+	}
+}
+
+func TestConnectionSettingWithOneConnection(t *testing.T) {
+	// A common program: one connection in the pool, a connection PRAGMA
+	// set with Exec after opening. It must keep applying to every later
+	// call, reads and writes, as it does with any driver.
+	db := openSafe(t, dbPath(t))
+	db.SetMaxOpenConns(1)
+	mustExec(t, db,
+		"PRAGMA foreign_keys = ON",
+		"CREATE TABLE parent(id INTEGER PRIMARY KEY)",
+		"CREATE TABLE child(p INTEGER REFERENCES parent(id))",
+		"CREATE TEMP TABLE scratch(v)",
+		"INSERT INTO scratch VALUES (1)")
+	if got := pragmaOf(t, db, "foreign_keys"); got != "1" {
+		t.Fatalf("PRAGMA foreign_keys = %s, want 1", got)
+	}
+	if _, err := db.Exec("INSERT INTO child VALUES (42)"); sqliteCode(err)&0xff != 19 {
+		t.Fatalf("insert of a dangling child: %v, want SQLITE_CONSTRAINT", err)
+	}
+	if n := queryInt(t, db, "SELECT count(*) FROM scratch"); n != 1 {
+		t.Fatalf("temp table has %d rows, want 1", n)
 	}
 }
