@@ -634,7 +634,9 @@ func (c *connector) checkWriter(w *phys) {
 // caller holds the writer queue. A batch of more than one write is a group
 // commit: one transaction, each write keeping its own result and error.
 func (c *connector) runBatch(batch []*writeRequest) {
-	w, err := c.sharedWriter(batch[0].ctx)
+	// Reopening a broken writer is the handle's business, not one
+	// caller's: no caller's context may fail the others' writes.
+	w, err := c.sharedWriter(context.Background())
 	if err != nil {
 		for _, r := range batch {
 			r.err = err

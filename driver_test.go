@@ -768,3 +768,64 @@ func TestWriterQueueOff(t *testing.T) {
 		t.Fatalf("counter = %d, want 80", n)
 	}
 }
+
+func TestCanceledTransactionReleasesTheLock(t *testing.T) {
+	watchdog(t, time.Minute)
+	db := openSafe(t, dbPath(t)+"?_busy_timeout=2s")
+	mustExec(t, db, "CREATE TABLE t(x)")
+	ctx, cancel := context.WithCancel(context.Background())
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	// The caller gives up without Commit or Rollback: database/sql rolls
+	// the transaction back when its context ends, and the lock must go
+	// with it.
+	cancel()
+	start := time.Now()
+	mustExec(t, db, "INSERT INTO t VALUES (2)")
+	if waited := time.Since(start); waited > time.Second {
+		t.Errorf("the next write waited %s", waited)
+	}
+	if err := tx.Commit(); err == nil {
+		t.Error("Commit after the context ended succeeded")
+	}
+	if n := queryInt(t, db, "SELECT count(*) FROM t"); n != 1 || queryInt(t, db, "SELECT x FROM t") != 2 {
+		t.Fatalf("rows: want only the second insert")
+	}
+}
+
+func TestManyGoroutines(t *testing.T) {
+	watchdog(t, 3*time.Minute)
+	// Far more goroutines than connections SQLite likes: no error, nothing
+	// lost, whatever the number.
+	db := openSafe(t, dbPath(t))
+	mustExec(t, db, counterSchema...)
+	mustExec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, g)")
+	const goroutines, iterations = 256, 4
+	errs := parallel(goroutines, iterations, func(g, i int) error {
+		switch i % 4 {
+		case 0:
+			return rmw(context.Background(), db, 0)
+		case 1:
+			_, err := db.Exec("INSERT INTO t(g) VALUES (?)", g)
+			return err
+		case 2:
+			var id int64
+			return db.QueryRow("INSERT INTO t(g) VALUES (?) RETURNING id", g).Scan(&id)
+		default:
+			var n int64
+			return db.QueryRow("SELECT count(*) FROM t WHERE g = ?", g).Scan(&n)
+		}
+	})
+	noErrors(t, "256 goroutines", errs)
+	if n := queryInt(t, db, "SELECT n FROM counter"); n != goroutines {
+		t.Errorf("counter = %d, want %d", n, goroutines)
+	}
+	if n := queryInt(t, db, "SELECT count(*) FROM t"); n != 2*goroutines {
+		t.Errorf("%d rows, want %d", n, 2*goroutines)
+	}
+}
