@@ -34,6 +34,9 @@ const (
 	flagTxControl
 	// flagMulti: more than one statement.
 	flagMulti
+	// flagJournalMode: a PRAGMA journal_mode assignment. Leaving WAL needs
+	// the other connections to the file closed.
+	flagJournalMode
 )
 
 // String spells f out, as "write|batchable", or "read" for no flags, for
@@ -42,7 +45,7 @@ func (f stmtFlags) String() string {
 	if f == 0 {
 		return "read"
 	}
-	names := [...]string{"write", "batchable", "session", "begin", "savepoint", "txEnd", "txControl", "multi"}
+	names := [...]string{"write", "batchable", "session", "begin", "savepoint", "txEnd", "txControl", "multi", "journalMode"}
 	var b strings.Builder
 	for i, n := range names {
 		if f&(1<<i) != 0 {
@@ -835,6 +838,9 @@ func classifyPragma(p *parser) stmtFlags {
 			return flagWrite
 		}
 		return 0
+	}
+	if assign && string(lowerASCII(buf[:0], n)) == "journal_mode" {
+		return flagWrite | flagJournalMode
 	}
 	return flagWrite
 }

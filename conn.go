@@ -159,6 +159,7 @@ func (c *conn) queryShared(ctx context.Context, query string, info *stmtInfo, ar
 	if err != nil {
 		return nil, err
 	}
+	c.c.beforeWrite(info)
 	rows, cs, err := w.query(ctx, query, info, args)
 	if err != nil {
 		c.c.checkWriter(w)
@@ -184,6 +185,7 @@ func (c *conn) execOwn(ctx context.Context, query string, info *stmtInfo, args [
 			return nil, err
 		}
 		defer q.unlock()
+		c.c.beforeWrite(info)
 	}
 	res, err := own.exec(ctx, query, info, args)
 	return res, c.c.readOnlyError(err)
@@ -205,6 +207,7 @@ func (c *conn) queryOwn(ctx context.Context, query string, info *stmtInfo, args 
 			return nil, err
 		}
 		defer q.unlock()
+		c.c.beforeWrite(info)
 		rows, cs, err := own.query(ctx, query, info, args)
 		if err != nil {
 			return nil, err
@@ -646,6 +649,7 @@ func (c *connector) runBatch(batch []*writeRequest) {
 	defer c.checkWriter(w)
 	if len(batch) == 1 {
 		r := batch[0]
+		c.beforeWrite(r.info)
 		r.res, r.err = w.exec(r.ctx, r.query, r.info, r.args)
 		return
 	}

@@ -51,8 +51,16 @@ func newConnector(d *Driver, cfg *Config) (*connector, error) {
 		c.key = "memory:" + name
 		c.name = cfg.Path
 	} else {
-		c.uriRW = cfg.sqliteURI(c.readOnly)
-		c.uriRO = cfg.sqliteURI(true)
+		// A shared cache would make the connections of the process wait
+		// for each other on table locks, the contention the writer queue
+		// removes: every connection gets a private cache.
+		uri := cfg
+		if _, ok := cfg.URIParams["cache"]; ok {
+			uri = cfg.Clone()
+			delete(uri.URIParams, "cache")
+		}
+		c.uriRW = uri.sqliteURI(c.readOnly)
+		c.uriRO = uri.sqliteURI(true)
 	}
 	c.readers = readerPool{c: c, max: cfg.MaxReaders, maxIdle: cfg.MaxReaders}
 	if c.readers.maxIdle == 0 {
@@ -124,19 +132,19 @@ func (c *connector) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f := acquireFile(key, c.name)
+	f := acquireFile(key, c)
 	if c.readOnly {
 		c.file, c.ready = f, true
 		return nil
 	}
 	if err := f.queue.lock(ctx, c.cfg.busyTimeout(), holder{kind: holdOpen, since: time.Now(), site: captureSite()}); err != nil {
-		releaseFile(f)
+		releaseFile(f, c)
 		return err
 	}
 	w, err := c.openWriter(ctx, true)
 	f.queue.unlock()
 	if err != nil {
-		releaseFile(f)
+		releaseFile(f, c)
 		return err
 	}
 	c.file, c.writer, c.ready = f, w, true
@@ -181,7 +189,7 @@ func (c *connector) Close() error {
 	if f == nil {
 		return nil
 	}
-	defer releaseFile(f)
+	defer releaseFile(f, c)
 	if c.readOnly {
 		return nil
 	}
@@ -361,9 +369,9 @@ func (c *connector) settingError(pragma, got, want string) error {
 // fileState is the process-wide state of one database file, shared by every
 // handle that opens it.
 type fileState struct {
-	key   string
-	refs  int // guarded by files.mu
-	queue writeQueue
+	key     string
+	handles map[*connector]bool // guarded by files
+	queue   writeQueue
 }
 
 // files is the registry of open database files, by fileKey.
@@ -372,25 +380,50 @@ var files = struct {
 	m map[string]*fileState
 }{m: make(map[string]*fileState)}
 
-func acquireFile(key, name string) *fileState {
+// acquireFile registers c as a handle on the file key.
+func acquireFile(key string, c *connector) *fileState {
 	files.Lock()
 	defer files.Unlock()
 	f := files.m[key]
 	if f == nil {
-		f = &fileState{key: key}
-		f.queue.file = name
+		f = &fileState{key: key, handles: make(map[*connector]bool)}
+		f.queue.file = c.name
 		files.m[key] = f
 	}
-	f.refs++
+	f.handles[c] = true
 	return f
 }
 
-func releaseFile(f *fileState) {
+// releaseFile unregisters c; the last handle takes the file's state with it.
+func releaseFile(f *fileState, c *connector) {
 	files.Lock()
 	defer files.Unlock()
-	f.refs--
-	if f.refs == 0 && files.m[f.key] == f {
+	delete(f.handles, c)
+	if len(f.handles) == 0 && files.m[f.key] == f {
 		delete(files.m, f.key)
+	}
+}
+
+// closeIdleReaders closes the idle readers of every handle on the file: a
+// journal mode change out of WAL needs the other connections gone. Readers
+// in use stay, and the change then waits for them (the busy timeout).
+func (f *fileState) closeIdleReaders() {
+	files.Lock()
+	handles := make([]*connector, 0, len(f.handles))
+	for c := range f.handles {
+		handles = append(handles, c)
+	}
+	files.Unlock()
+	for _, c := range handles {
+		c.readers.closeIdle()
+	}
+}
+
+// beforeWrite prepares the file for a write about to run under the writer
+// queue.
+func (c *connector) beforeWrite(info *stmtInfo) {
+	if info.flags&flagJournalMode != 0 {
+		c.file.closeIdleReaders()
 	}
 }
 
@@ -530,6 +563,13 @@ func (rp *readerPool) put(p *phys) {
 func (rp *readerPool) close() {
 	rp.mu.Lock()
 	rp.closed = true
+	rp.mu.Unlock()
+	rp.closeIdle()
+}
+
+// closeIdle closes the idle readers.
+func (rp *readerPool) closeIdle() {
+	rp.mu.Lock()
 	idle := rp.idle
 	rp.idle = nil
 	rp.open -= len(idle)

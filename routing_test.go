@@ -391,3 +391,50 @@ func TestConnectionSettingWithOneConnection(t *testing.T) {
 		t.Fatalf("temp table has %d rows, want 1", n)
 	}
 }
+
+func TestJournalModeChangeBesideReaders(t *testing.T) {
+	watchdog(t, time.Minute)
+	db := openSafe(t, dbPath(t)+"?_busy_timeout=2s")
+	mustExec(t, db, "CREATE TABLE t(x)", "INSERT INTO t VALUES (1)")
+	// Reads have opened reader connections; leaving WAL needs them closed.
+	for range 4 {
+		queryInt(t, db, "SELECT count(*) FROM t")
+	}
+	for _, mode := range []string{"delete", "wal", "truncate", "wal"} {
+		var got string
+		if err := db.QueryRow("PRAGMA journal_mode = " + mode).Scan(&got); err != nil || got != mode {
+			t.Fatalf("PRAGMA journal_mode = %s: %q, %v", mode, got, err)
+		}
+		mustExec(t, db, "INSERT INTO t VALUES (1)")
+		if got := pragmaOf(t, db, "journal_mode"); got != mode {
+			t.Fatalf("journal_mode reads %s after setting %s", got, mode)
+		}
+	}
+	if n := queryInt(t, db, "SELECT count(*) FROM t"); n != 5 {
+		t.Fatalf("%d rows, want 5", n)
+	}
+}
+
+func TestSharedCacheOnAFile(t *testing.T) {
+	// cache=shared, common in DSNs copied from old answers, is ignored
+	// for a file: concurrent writes and reads work as without it.
+	watchdog(t, time.Minute)
+	work := func(db *sql.DB) []error {
+		mustExec(t, db, "CREATE TABLE t(x)")
+		return parallel(8, 40, func(g, i int) error {
+			if g%2 == 0 {
+				_, err := db.Exec("INSERT INTO t VALUES (?)", i)
+				return err
+			}
+			var n int64
+			return db.QueryRow("SELECT count(*) FROM t").Scan(&n)
+		})
+	}
+	t.Run("sqlite-safe", func(t *testing.T) {
+		db := openSafe(t, "file:"+dbPath(t)+"?cache=shared")
+		noErrors(t, "cache=shared on a file", work(db))
+		if n := queryInt(t, db, "SELECT count(*) FROM t"); n != 4*40 {
+			t.Fatalf("%d rows, want 160", n)
+		}
+	})
+}
