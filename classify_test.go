@@ -292,7 +292,8 @@ var classifyTests = []struct {
 	{"PRAGMA \"user_version\"", clsRead},
 	{"PRAGMA application_id = 1", clsWrite},
 	{"PRAGMA application_id", clsRead},
-	{"PRAGMA journal_mode = WAL", clsWrite},
+	{"PRAGMA journal_mode = WAL", clsWrite | flagJournalMode},
+	{"PRAGMA main.journal_mode(DELETE)", clsWrite | flagJournalMode},
 	{"PRAGMA journal_mode", clsWrite}, // SQLite: not read-only
 	{"PRAGMA auto_vacuum = 0", clsWrite},
 	{"PRAGMA auto_vacuum", clsRead},
