@@ -7,7 +7,7 @@
 //
 // It wraps the pure-Go modernc.org/sqlite (no cgo) and is a drop-in
 // replacement for it: the DSN keys of modernc.org/sqlite and of
-// github.com/mattn/go-sqlite3 work, and sqlx, gorm and bun work unchanged.
+// github.com/mattn/go-sqlite3 work.
 //
 // # DSN
 //

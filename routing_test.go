@@ -313,7 +313,25 @@ func TestMaintenanceBesideWrites(t *testing.T) {
 		mustExec(t, db, counterSchema...)
 		mustExec(t, db, "CREATE TABLE t(v)")
 		maint := []string{"VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)", "PRAGMA optimize", "PRAGMA user_version = 7", "ANALYZE", "REINDEX"}
-		return parallel(goroutines, iterations, func(g, i int) error {
+		// Readers run beside it all, and must not fail either.
+		stop := make(chan struct{})
+		readErrs := make(chan error, 1)
+		go func() {
+			defer close(readErrs)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var n int64
+				if err := db.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+					readErrs <- err
+					return
+				}
+			}
+		}()
+		errs := parallel(goroutines, iterations, func(g, i int) error {
 			if g == 0 && i%5 == 0 {
 				_, err := db.Exec(maint[(i/5)%len(maint)])
 				return err
@@ -324,6 +342,11 @@ func TestMaintenanceBesideWrites(t *testing.T) {
 			_, err := db.Exec("INSERT INTO t VALUES (randomblob(100))")
 			return err
 		})
+		close(stop)
+		if err := <-readErrs; err != nil {
+			errs = append(errs, fmt.Errorf("reader: %w", err))
+		}
+		return errs
 	}
 	t.Run("control", func(t *testing.T) {
 		db := open(t, "sqlite", "file:"+dbPath(t)+"?_pragma=journal_mode(WAL)")
