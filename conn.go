@@ -172,20 +172,12 @@ func (c *conn) queryShared(ctx context.Context, query string, info *stmtInfo, ar
 // pinning the connection to it when the statement creates connection-local
 // state. A write takes the writer queue.
 func (c *conn) execOwn(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Result, error) {
-	own, err := c.ownPhys(ctx)
+	own, locked, err := c.ownFor(ctx, info)
 	if err != nil {
 		return nil, err
 	}
-	if info.flags&flagSession != 0 {
-		c.pinned = true
-	}
-	if info.flags&flagWrite != 0 && c.c.queueOn() {
-		q := &c.c.file.queue
-		if err := q.lock(ctx, c.c.cfg.busyTimeout(), holderHere(holdSession)); err != nil {
-			return nil, err
-		}
-		defer q.unlock()
-		c.c.beforeWrite(info)
+	if locked {
+		defer c.c.file.queue.unlock()
 	}
 	res, err := own.exec(ctx, query, info, args)
 	return res, c.c.readOnlyError(err)
@@ -194,31 +186,42 @@ func (c *conn) execOwn(ctx context.Context, query string, info *stmtInfo, args [
 // queryOwn is execOwn for queries. Rows of a write are read in full before
 // the writer queue is released.
 func (c *conn) queryOwn(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Rows, error) {
-	own, err := c.ownPhys(ctx)
+	own, locked, err := c.ownFor(ctx, info)
 	if err != nil {
 		return nil, err
 	}
-	if info.flags&flagSession != 0 {
-		c.pinned = true
-	}
-	if info.flags&flagWrite != 0 && c.c.queueOn() {
-		q := &c.c.file.queue
-		if err := q.lock(ctx, c.c.cfg.busyTimeout(), holderHere(holdSession)); err != nil {
-			return nil, err
-		}
-		defer q.unlock()
-		c.c.beforeWrite(info)
-		rows, cs, err := own.query(ctx, query, info, args)
-		if err != nil {
-			return nil, err
-		}
-		return bufferRows(rows, cs)
+	if locked {
+		defer c.c.file.queue.unlock()
 	}
 	rows, cs, err := own.query(ctx, query, info, args)
 	if err != nil {
 		return nil, c.c.readOnlyError(err)
 	}
+	if locked {
+		return bufferRows(rows, cs)
+	}
 	return &connRows{inner: rows, cs: cs}, nil
+}
+
+// ownFor returns this connection's own SQLite connection for a statement:
+// it pins the connection when the statement creates connection-local state,
+// and takes the writer queue for a write (locked: the caller unlocks).
+func (c *conn) ownFor(ctx context.Context, info *stmtInfo) (own *phys, locked bool, err error) {
+	own, err = c.ownPhys(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if info.flags&flagSession != 0 {
+		c.pinned = true
+	}
+	if info.flags&flagWrite == 0 || !c.c.queueOn() {
+		return own, false, nil
+	}
+	if err := c.c.file.queue.lock(ctx, c.c.cfg.busyTimeout(), holderHere(holdSession)); err != nil {
+		return nil, false, err
+	}
+	c.c.beforeWrite(info)
+	return own, true, nil
 }
 
 // ownPhys returns this connection's own SQLite connection, opening it.

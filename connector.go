@@ -227,19 +227,7 @@ func (c *connector) sharedWriter(ctx context.Context) (*phys, error) {
 // the connection that sets the file up (journal mode, auto_vacuum, the
 // DSN's file-level pragmas).
 func (c *connector) openWriter(ctx context.Context, first bool) (*phys, error) {
-	role := roleWriter
-	if !first {
-		role = roleSession
-	}
-	p, err := openPhys(c.uriRW, role)
-	if err != nil {
-		return nil, fmt.Errorf("sqlitesafe: open %s: %w", c.name, err)
-	}
-	if err := c.setup(ctx, p, first); err != nil {
-		p.close()
-		return nil, err
-	}
-	return p, nil
+	return c.open(ctx, false, first)
 }
 
 // openSession opens a connection for one logical connection's own use: a
@@ -253,11 +241,20 @@ func (c *connector) openSession(ctx context.Context) (*phys, error) {
 
 // openReader opens a read-only (mode=ro) connection and sets it up.
 func (c *connector) openReader(ctx context.Context) (*phys, error) {
-	p, err := openPhys(c.uriRO, roleReader)
-	if err != nil {
-		return nil, fmt.Errorf("sqlitesafe: open %s read-only: %w", c.name, err)
+	return c.open(ctx, true, false)
+}
+
+// open opens a read-write or a read-only connection and sets it up.
+func (c *connector) open(ctx context.Context, readOnly, first bool) (*phys, error) {
+	uri, what := c.uriRW, "open"
+	if readOnly {
+		uri, what = c.uriRO, "open read-only"
 	}
-	if err := c.setup(ctx, p, false); err != nil {
+	p, err := openPhys(uri)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitesafe: %s %s: %w", what, c.name, err)
+	}
+	if err := c.setup(ctx, p, first); err != nil {
 		p.close()
 		return nil, err
 	}

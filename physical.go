@@ -13,20 +13,10 @@ import (
 	"modernc.org/sqlite"
 )
 
-// physRole is what a physical connection is for.
-type physRole uint8
-
-const (
-	roleWriter  physRole = iota // the handle's shared writer, used under the writer queue
-	roleReader                  // a read-only (mode=ro) connection of the reader pool
-	roleSession                 // a read-write connection owned by one logical connection
-)
-
 // phys is one modernc.org/sqlite connection. It is used by one goroutine at a
 // time: the writer by the holder of the writer queue, a reader by the
 // borrower, a session connection by its logical connection.
 type phys struct {
-	role     physRole
 	conn     driver.Conn // modernc.org/sqlite's connection
 	execer   driver.ExecerContext
 	queryer  driver.QueryerContext
@@ -68,13 +58,13 @@ func moderncDriver() driver.Driver {
 	return moderncDrv
 }
 
-// openPhys opens name (a file: URI for modernc.org/sqlite) for role.
-func openPhys(name string, role physRole) (*phys, error) {
+// openPhys opens name, a file: URI for modernc.org/sqlite.
+func openPhys(name string) (*phys, error) {
 	conn, err := moderncDriver().Open(name)
 	if err != nil {
 		return nil, err
 	}
-	p := &phys{role: role, conn: conn}
+	p := &phys{conn: conn}
 	var ok1, ok2, ok3, ok4 bool
 	p.execer, ok1 = conn.(driver.ExecerContext)
 	p.queryer, ok2 = conn.(driver.QueryerContext)
