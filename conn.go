@@ -49,9 +49,14 @@ type txState struct {
 // queueOn reports whether writes take the writer queue.
 func (c *connector) queueOn() bool { return !c.cfg.DisableWriterQueue && !c.readOnly }
 
+// procOn reports whether writers also take the cross-process lock.
+func (c *connector) procOn() bool {
+	return !c.cfg.DisableProcessQueue && c.queueOn() && !c.memory
+}
+
 // holderHere describes the caller as a holder of the writer lock.
-func holderHere(kind holdKind) holder {
-	return holder{kind: kind, since: time.Now(), site: captureSite()}
+func (c *connector) holderHere(kind holdKind) holder {
+	return holder{kind: kind, since: time.Now(), site: captureSite(), c: c, proc: c.procOn()}
 }
 
 // ExecContext implements driver.ExecerContext.
@@ -129,7 +134,7 @@ func (c *conn) execShared(ctx context.Context, query string, info *stmtInfo, arg
 		args:  args,
 		batch: info.flags&flagBatchable != 0 && !c.c.cfg.DisableGroupCommit,
 	}
-	if err := c.c.file.queue.submit(req, c.c.cfg.busyTimeout(), holderHere(holdExec), c.c.runBatch); err != nil {
+	if err := c.c.file.queue.submit(req, c.c.cfg.busyTimeout(), c.c.holderHere(holdExec), c.c.runBatch); err != nil {
 		return nil, err
 	}
 	return req.res, req.err
@@ -151,7 +156,7 @@ func (c *conn) queryWrite(ctx context.Context, query string, info *stmtInfo, arg
 // and write, at leisure.
 func (c *conn) queryShared(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Rows, error) {
 	q := &c.c.file.queue
-	if err := q.lock(ctx, c.c.cfg.busyTimeout(), holderHere(holdQuery)); err != nil {
+	if err := q.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(holdQuery)); err != nil {
 		return nil, err
 	}
 	defer q.unlock()
@@ -217,7 +222,7 @@ func (c *conn) ownFor(ctx context.Context, info *stmtInfo) (own *phys, locked bo
 	if info.flags&flagWrite == 0 || !c.c.queueOn() {
 		return own, false, nil
 	}
-	if err := c.c.file.queue.lock(ctx, c.c.cfg.busyTimeout(), holderHere(holdSession)); err != nil {
+	if err := c.c.file.queue.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(holdSession)); err != nil {
 		return nil, false, err
 	}
 	c.c.beforeWrite(info)
@@ -254,6 +259,7 @@ func (c *conn) execRead(ctx context.Context, query string, info *stmtInfo, args 
 		if c.c.readOnly {
 			return nil, c.c.readOnlyError(err)
 		}
+		c.c.file.queue.stats.reruns.Add(1)
 		return c.execWrite(ctx, query, info.asWrite(query), args)
 	}
 	return res, err
@@ -272,6 +278,7 @@ func (c *conn) queryRead(ctx context.Context, query string, info *stmtInfo, args
 			if c.c.readOnly {
 				return nil, c.c.readOnlyError(err)
 			}
+			c.c.file.queue.stats.reruns.Add(1)
 			return c.queryWrite(ctx, query, info.asWrite(query), args)
 		}
 		return nil, err
@@ -358,7 +365,7 @@ func (c *conn) writeTarget(ctx context.Context, kind holdKind) (*txState, error)
 		return t, nil
 	case c.c.memory || (!c.pinned && c.c.queueOn()):
 		q := &c.c.file.queue
-		if err := q.lock(ctx, c.c.cfg.busyTimeout(), holderHere(kind)); err != nil {
+		if err := q.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(kind)); err != nil {
 			return nil, err
 		}
 		w, err := c.c.sharedWriter(ctx)
@@ -374,7 +381,7 @@ func (c *conn) writeTarget(ctx context.Context, kind holdKind) (*txState, error)
 		return nil, err
 	}
 	if c.c.queueOn() {
-		if err := c.c.file.queue.lock(ctx, c.c.cfg.busyTimeout(), holderHere(kind)); err != nil {
+		if err := c.c.file.queue.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(kind)); err != nil {
 			return nil, err
 		}
 		t.locked = true
@@ -624,6 +631,10 @@ func (c *conn) IsValid() bool {
 func (c *connector) readOnlyError(err error) error {
 	if err == nil || !c.readOnly || !isReadOnly(err) {
 		return err
+	}
+	if c.readOnlyWhy != "" {
+		return fmt.Errorf("%w: %s is read-only: %s; make it writable for the user the program runs as, or open it with mode=ro: %w",
+			ErrReadOnly, c.name, c.readOnlyWhy, err)
 	}
 	return fmt.Errorf("%w: %s is opened read-only (mode=ro or immutable=1): %w", ErrReadOnly, c.name, err)
 }

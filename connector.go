@@ -30,7 +30,6 @@ func newConnector(d *Driver, cfg *Config) (*connector, error) {
 	}
 	cfg = cfg.Clone()
 	c := &connector{
-		drv:      d,
 		cfg:      cfg,
 		name:     cfg.Path,
 		memory:   cfg.inMemory(),
@@ -62,6 +61,9 @@ func newConnector(d *Driver, cfg *Config) (*connector, error) {
 		c.uriRW = uri.sqliteURI(c.readOnly)
 		c.uriRO = uri.sqliteURI(true)
 	}
+	// database/sql's DB.Driver returns the connector's Driver: one of its
+	// own, so that GetStats, Checkpoint and Backup find the handle.
+	c.drv = &Driver{handle: c}
 	c.readers = readerPool{c: c, max: cfg.MaxReaders, maxIdle: cfg.MaxReaders}
 	if c.readers.maxIdle == 0 {
 		c.readers.maxIdle = max(2, runtime.GOMAXPROCS(0))
@@ -78,10 +80,14 @@ type connector struct {
 	cfg      *Config // validated, owned
 	name     string  // the database as the DSN names it, for messages
 	memory   bool    // an in-memory database: one connection does everything
-	readOnly bool    // mode=ro or immutable=1: no writer at all
+	readOnly bool    // mode=ro or immutable=1, or a file we may not write: no writer at all
 	uriRW    string  // the name modernc.org/sqlite opens for read-write connections
 	uriRO    string  // ... for readers
 	key      string  // the registry key, set by init (fixed for memory)
+
+	// readOnlyWhy says why a handle not opened read-only is read-only,
+	// for the errors of refused writes; set by init.
+	readOnlyWhy string
 
 	mu     sync.Mutex // guards ready, closed, file
 	ready  bool
@@ -132,22 +138,31 @@ func (c *connector) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f := acquireFile(key, c)
+	if err := c.checkFile(key); err != nil {
+		return err
+	}
+	f, err := acquireFile(key, c)
+	if err != nil {
+		return err
+	}
+	c.file = f
 	if c.readOnly {
-		c.file, c.ready = f, true
+		c.ready = true
 		return nil
 	}
-	if err := f.queue.lock(ctx, c.cfg.busyTimeout(), holder{kind: holdOpen, since: time.Now(), site: captureSite()}); err != nil {
+	if err := f.queue.lock(ctx, c.cfg.busyTimeout(), c.holderHere(holdOpen)); err != nil {
+		c.file = nil
 		releaseFile(f, c)
 		return err
 	}
 	w, err := c.openWriter(ctx, true)
 	f.queue.unlock()
 	if err != nil {
+		c.file = nil
 		releaseFile(f, c)
-		return err
+		return c.explainOpen(key, err)
 	}
-	c.file, c.writer, c.ready = f, w, true
+	c.writer, c.ready = w, true
 	return nil
 }
 
@@ -193,12 +208,15 @@ func (c *connector) Close() error {
 	if c.readOnly {
 		return nil
 	}
-	if err := f.queue.lock(context.Background(), c.cfg.busyTimeout(), holder{kind: holdClose, since: time.Now(), site: captureSite()}); err != nil {
+	if err := f.queue.lock(context.Background(), c.cfg.busyTimeout(), c.holderHere(holdClose)); err != nil {
 		return fmt.Errorf("sqlitesafe: close %s: the writer is still in use: %w", c.name, err)
 	}
 	defer f.queue.unlock()
 	if c.writer == nil {
 		return nil
+	}
+	if f.lastHandle(c) && !c.writer.broken {
+		c.closeCheckpoint(c.writer)
 	}
 	err := c.writer.close()
 	c.writer = nil
@@ -253,6 +271,9 @@ func (c *connector) open(ctx context.Context, readOnly, first bool) (*phys, erro
 	p, err := openPhys(uri)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitesafe: %s %s: %w", what, c.name, err)
+	}
+	if c.file != nil {
+		p.stats = &c.file.queue.stats
 	}
 	if err := c.setup(ctx, p, first); err != nil {
 		p.close()
@@ -309,6 +330,13 @@ func (c *connector) setup(ctx context.Context, p *phys, first bool) error {
 			return err
 		}
 	}
+	sizeLimit := strconv.FormatInt(cfg.journalSizeLimit(), 10)
+	limit := !c.readOnly && !c.memory
+	if limit {
+		if err := run("PRAGMA journal_size_limit = " + sizeLimit); err != nil {
+			return err
+		}
+	}
 
 	// Read back what was asked for.
 	check := func(pragma, want string) error {
@@ -338,6 +366,11 @@ func (c *connector) setup(ctx context.Context, p *phys, first bool) error {
 	}
 	if journal {
 		if err := check("journal_mode", string(cfg.journalMode())); err != nil {
+			return err
+		}
+	}
+	if limit {
+		if err := check("journal_size_limit", sizeLimit); err != nil {
 			return err
 		}
 	}
@@ -371,14 +404,22 @@ type fileState struct {
 	queue   writeQueue
 }
 
+// lastHandle reports whether c is the only handle left on the file.
+func (f *fileState) lastHandle(c *connector) bool {
+	files.Lock()
+	defer files.Unlock()
+	return len(f.handles) == 1 && f.handles[c]
+}
+
 // files is the registry of open database files, by fileKey.
 var files = struct {
 	sync.Mutex
 	m map[string]*fileState
 }{m: make(map[string]*fileState)}
 
-// acquireFile registers c as a handle on the file key.
-func acquireFile(key string, c *connector) *fileState {
+// acquireFile registers c as a handle on the file key, opening the
+// cross-process lock file if c is the first handle to want it.
+func acquireFile(key string, c *connector) (*fileState, error) {
 	files.Lock()
 	defer files.Unlock()
 	f := files.m[key]
@@ -387,8 +428,19 @@ func acquireFile(key string, c *connector) *fileState {
 		f.queue.file = c.name
 		files.m[key] = f
 	}
+	if c.procOn() && f.queue.proc == nil && filepath.IsAbs(key) {
+		l, err := openProcLock(key)
+		if err != nil {
+			if len(f.handles) == 0 {
+				delete(files.m, key)
+			}
+			return nil, err
+		}
+		f.queue.proc = l
+	}
 	f.handles[c] = true
-	return f
+	f.queue.watch(c.cfg)
+	return f, nil
 }
 
 // releaseFile unregisters c; the last handle takes the file's state with it.
@@ -398,6 +450,10 @@ func releaseFile(f *fileState, c *connector) {
 	delete(f.handles, c)
 	if len(f.handles) == 0 && files.m[f.key] == f {
 		delete(files.m, f.key)
+		f.queue.stopWatching()
+		if f.queue.proc != nil {
+			f.queue.proc.close()
+		}
 	}
 }
 
@@ -554,6 +610,13 @@ func (rp *readerPool) put(p *phys) {
 	}
 	rp.idle = append(rp.idle, p)
 	rp.mu.Unlock()
+}
+
+// counts returns the number of readers open and idle.
+func (rp *readerPool) counts() (open, idle int) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.open, len(rp.idle)
 }
 
 // close closes the idle readers; the ones in use are closed when put back.

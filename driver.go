@@ -92,8 +92,9 @@ func init() {
 // dsn) is all most programs need; NewConnector builds a handle from a
 // Config.
 type Driver struct {
-	mu    sync.Mutex
-	conns map[string]*connector // for Open, by DSN
+	mu     sync.Mutex
+	conns  map[string]*connector // for Open, by DSN
+	handle *connector            // the handle this Driver is the Driver of, or nil
 }
 
 var (

@@ -2,6 +2,7 @@ package sqlitesafe
 
 import (
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"net/url"
@@ -15,6 +16,25 @@ import (
 // writer queue inside the process, SQLite's busy handler across processes)
 // when the DSN does not say: the _busy_timeout key, Config.BusyTimeout.
 const DefaultBusyTimeout = 5 * time.Second
+
+// Defaults of the diagnostics and the WAL bound; see Config.
+const (
+	// DefaultSlowHold is how long a writer may hold the write lock before
+	// a warning is logged: a write transaction open this long makes every
+	// other writer of the process wait at least as long.
+	DefaultSlowHold = time.Second
+	// DefaultSlowWait is how long a writer may wait for the write lock
+	// before a warning naming the holder is logged: a fifth of the default
+	// busy timeout, early enough to act before waits fail.
+	DefaultSlowWait = time.Second
+	// DefaultJournalSizeLimit is PRAGMA journal_size_limit unless the DSN
+	// says otherwise: after a checkpoint resets the WAL, a -wal file larger
+	// than this is truncated to it. 64 MiB is sixteen times the WAL that
+	// SQLite's automatic checkpoint lets grow (1000 pages of 4 KiB), so a
+	// normal load never pays for regrowing the file, while a burst or a
+	// long reader does not leave gigabytes behind.
+	DefaultJournalSizeLimit = 64 << 20
+)
 
 // Config is a parsed DSN. Build one with ParseDSN or as a literal; the zero
 // value of every field selects the default, so
@@ -113,6 +133,39 @@ type Config struct {
 	// once; a read waits (bounded by BusyTimeout) for a free one. Zero
 	// means no cap beyond database/sql's own pool. DSN key _max_readers.
 	MaxReaders int
+
+	// DisableProcessQueue turns off the writer queue across processes. By
+	// default the writers of every sqlite-safe process on a file also
+	// queue on an OS lock (flock) on a side file next to the database,
+	// FILE-writer.lock, taken before BEGIN IMMEDIATE and released after
+	// COMMIT or ROLLBACK: waiters sleep in the kernel and are woken when
+	// the lock is free, instead of polling in SQLite's busy handler. The
+	// kernel drops the lock of a process that dies. DSN key
+	// _process_queue=off.
+	DisableProcessQueue bool
+	// AllowNetworkFS opens a database on a network file system (NFS,
+	// SMB/CIFS, ...) or a FUSE file system, which sqlite-safe otherwise
+	// refuses: their locks are not reliable, and SQLite can corrupt a
+	// database whose locks fail. DSN key _network_fs=allow.
+	AllowNetworkFS bool
+	// SlowHold is how long a writer may hold the write lock before one
+	// warning, with where the hold began, is logged. DSN key _slow_hold
+	// (milliseconds or a Go duration; 0 or off turns it off). Zero means
+	// DefaultSlowHold; negative turns the warning off.
+	SlowHold time.Duration
+	// SlowWait is how long a writer may wait for the write lock before one
+	// warning, naming the holder, is logged. DSN key _slow_wait, as
+	// _slow_hold. Zero means DefaultSlowWait; negative turns it off.
+	SlowWait time.Duration
+	// JournalSizeLimit is PRAGMA journal_size_limit in bytes: the size the
+	// -wal file is truncated to after a checkpoint. DSN key
+	// _journal_size_limit (also _pragma=journal_size_limit(N)). Zero means
+	// DefaultJournalSizeLimit; negative means no limit (SQLite's own
+	// default).
+	JournalSizeLimit int64
+	// Logger receives the warnings (slow holders, slow waiters). Nil means
+	// slog.Default() at the time of the warning. It has no DSN key.
+	Logger *slog.Logger
 }
 
 // Mode is SQLite's URI parameter "mode".
@@ -235,6 +288,9 @@ const (
 	wantGoBool      = "want 1, t, true, 0, f or false"
 	wantOnOff       = "want on or off"
 	wantMaxReaders  = "want a whole number, 0 or more"
+	wantNetworkFS   = "want refuse or allow"
+	wantSlow        = "want a positive number of milliseconds, a duration such as 500ms, or 0 or off to turn the warning off"
+	wantSizeLimit   = "want a positive number of bytes, or -1 for no limit"
 	wantPath        = `give a file path or ":memory:"`
 )
 
@@ -274,6 +330,7 @@ var underscoreKeys = []string{
 	"_time_format", "_time_integer_format", "_timezone",
 	"_inttotime", "_texttotime", "_dqs", "_defensive", "_error_rc",
 	"_writer_queue", "_group_commit", "_max_readers",
+	"_process_queue", "_network_fs", "_slow_hold", "_slow_wait", "_journal_size_limit",
 }
 
 // suggestKey returns the known key nearest to key by edit distance,
@@ -592,6 +649,26 @@ func (p *dsnParser) set(key, value string) error {
 			return badValue(key, key, value, wantMaxReaders)
 		}
 		c.MaxReaders = n
+	case "_process_queue":
+		return p.onOff(key, value, &c.DisableProcessQueue)
+	case "_network_fs":
+		if err := p.claim(key, key, key); err != nil {
+			return err
+		}
+		switch strings.ToLower(value) {
+		case "refuse":
+			c.AllowNetworkFS = false
+		case "allow":
+			c.AllowNetworkFS = true
+		default:
+			return badValue(key, key, value, wantNetworkFS)
+		}
+	case "_slow_hold":
+		return p.slow(key, value, &c.SlowHold)
+	case "_slow_wait":
+		return p.slow(key, value, &c.SlowWait)
+	case "_journal_size_limit":
+		return p.journalSizeLimit(key, key, value)
 
 	default:
 		if strings.HasPrefix(key, "_") {
@@ -728,6 +805,35 @@ func (p *dsnParser) goBool(key, value string, field *bool, invert bool) error {
 	return nil
 }
 
+func (p *dsnParser) journalSizeLimit(key, label, value string) error {
+	if err := p.claim(key, label, "the journal size limit"); err != nil {
+		return err
+	}
+	n, err := strconv.ParseInt(value, 10, 64)
+	if err != nil || n == 0 || n < -1 {
+		return badValue(key, label, value, wantSizeLimit)
+	}
+	p.c.JournalSizeLimit = n
+	return nil
+}
+
+// slow sets a warning threshold: a duration, or 0/off for none.
+func (p *dsnParser) slow(key, value string, field *time.Duration) error {
+	if err := p.claim(key, key, key); err != nil {
+		return err
+	}
+	if value == "0" || strings.EqualFold(value, "off") {
+		*field = -1
+		return nil
+	}
+	d, ok := parseBusyTimeout(value)
+	if !ok {
+		return badValue(key, key, value, wantSlow)
+	}
+	*field = d
+	return nil
+}
+
 // onOff sets *disable from one of this driver's on/off keys.
 func (p *dsnParser) onOff(key, value string, disable *bool) error {
 	if err := p.claim(key, key, key); err != nil {
@@ -768,6 +874,8 @@ func (p *dsnParser) pragma(text string) error {
 		return p.foreignKeys("_pragma", label, pr.value)
 	case "auto_vacuum":
 		return p.autoVacuum("_pragma", label, pr.value)
+	case "journal_size_limit":
+		return p.journalSizeLimit("_pragma", label, pr.value)
 	case "query_only":
 		return p.queryOnly("_pragma", label, pr.value)
 	}
@@ -785,6 +893,7 @@ type parsedPragma struct {
 // foldedPragmas are the PRAGMAs that have a Config field of their own.
 var foldedPragmas = []string{
 	"busy_timeout", "journal_mode", "synchronous", "foreign_keys", "auto_vacuum", "query_only",
+	"journal_size_limit",
 }
 
 // parsePragma checks the text of one _pragma: "name(value)", "name=value"
@@ -1023,6 +1132,24 @@ func (c *Config) FormatDSN() string {
 	if c.MaxReaders != 0 {
 		q.add("_max_readers", strconv.Itoa(c.MaxReaders))
 	}
+	if c.DisableProcessQueue {
+		q.add("_process_queue", "off")
+	}
+	if c.AllowNetworkFS {
+		q.add("_network_fs", "allow")
+	}
+	if c.SlowHold != 0 {
+		q.add("_slow_hold", formatSlow(c.SlowHold))
+	}
+	if c.SlowWait != 0 {
+		q.add("_slow_wait", formatSlow(c.SlowWait))
+	}
+	switch {
+	case c.JournalSizeLimit < 0:
+		q.add("_journal_size_limit", "-1")
+	case c.JournalSizeLimit > 0:
+		q.add("_journal_size_limit", strconv.FormatInt(c.JournalSizeLimit, 10))
+	}
 	return b.String()
 }
 
@@ -1053,6 +1180,14 @@ func (c *Config) addModerncKeys(q *queryWriter) {
 	if c.ErrorRC {
 		q.add("_error_rc", "1")
 	}
+}
+
+// formatSlow writes a warning threshold: "off" when negative.
+func formatSlow(d time.Duration) string {
+	if d < 0 {
+		return "off"
+	}
+	return formatBusyTimeout(d)
 }
 
 // formatBusyTimeout writes d in milliseconds when it is a whole number of
@@ -1233,6 +1368,41 @@ func (c *Config) validate() error {
 		return badValue("_max_readers", "_max_readers", strconv.Itoa(c.MaxReaders), wantMaxReaders)
 	}
 	return nil
+}
+
+// slowHold returns SlowHold with the default applied; 0 means no warning.
+func (c *Config) slowHold() time.Duration { return threshold(c.SlowHold, DefaultSlowHold) }
+
+// slowWait returns SlowWait with the default applied; 0 means no warning.
+func (c *Config) slowWait() time.Duration { return threshold(c.SlowWait, DefaultSlowWait) }
+
+func threshold(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+// journalSizeLimit returns the value for PRAGMA journal_size_limit.
+func (c *Config) journalSizeLimit() int64 {
+	switch {
+	case c.JournalSizeLimit == 0:
+		return DefaultJournalSizeLimit
+	case c.JournalSizeLimit < 0:
+		return -1
+	}
+	return c.JournalSizeLimit
+}
+
+// logger returns the Logger for warnings.
+func (c *Config) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.Default()
 }
 
 // readOnly reports whether every connection to the database is read-only.

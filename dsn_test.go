@@ -173,6 +173,17 @@ var parseDSNTests = []struct {
 	{"a?_group_commit=yes", sqlitesafe.Config{Path: "a"}},
 	{"a?_max_readers=4", sqlitesafe.Config{Path: "a", MaxReaders: 4}},
 	{"a?_max_readers=0", sqlitesafe.Config{Path: "a"}},
+	{"a?_process_queue=off", sqlitesafe.Config{Path: "a", DisableProcessQueue: true}},
+	{"a?_process_queue=on", sqlitesafe.Config{Path: "a"}},
+	{"a?_network_fs=allow", sqlitesafe.Config{Path: "a", AllowNetworkFS: true}},
+	{"a?_network_fs=refuse", sqlitesafe.Config{Path: "a"}},
+	{"a?_slow_hold=250ms", sqlitesafe.Config{Path: "a", SlowHold: 250 * time.Millisecond}},
+	{"a?_slow_hold=2000", sqlitesafe.Config{Path: "a", SlowHold: 2 * time.Second}},
+	{"a?_slow_hold=off", sqlitesafe.Config{Path: "a", SlowHold: -1}},
+	{"a?_slow_wait=0", sqlitesafe.Config{Path: "a", SlowWait: -1}},
+	{"a?_journal_size_limit=1048576", sqlitesafe.Config{Path: "a", JournalSizeLimit: 1 << 20}},
+	{"a?_journal_size_limit=-1", sqlitesafe.Config{Path: "a", JournalSizeLimit: -1}},
+	{"a?_pragma=journal_size_limit(4096)", sqlitesafe.Config{Path: "a", JournalSizeLimit: 4096}},
 
 	// Everything at once.
 	{"file:///srv/my%20app.db?mode=rwc&vfs=unix&immutable=0&cache=shared&nolock=1" +
@@ -317,6 +328,14 @@ var parseDSNErrorTests = []struct {
 	{secret + "?_group_commit=", "_group_commit", "", "want on or off"},
 	{secret + "?_max_readers=-1", "_max_readers", "-1", "want a whole number, 0 or more"},
 	{secret + "?_max_readers=lots", "_max_readers", "lots", "want a whole number"},
+	{secret + "?_process_queue=maybe", "_process_queue", "maybe", "want on or off"},
+	{secret + "?_network_fs=yes", "_network_fs", "yes", "want refuse or allow"},
+	{secret + "?_slow_hold=-1s", "_slow_hold", "-1s", "or 0 or off to turn the warning off"},
+	{secret + "?_slow_wait=soon", "_slow_wait", "soon", "want a positive number of milliseconds"},
+	// 0 would read as "the default" in the Config: refused, not misread.
+	{secret + "?_journal_size_limit=0", "_journal_size_limit", "0", "want a positive number of bytes, or -1"},
+	{secret + "?_journal_size_limit=64MB", "_journal_size_limit", "64MB", "want a positive number of bytes"},
+	{secret + "?_journal_size_limit=1&_pragma=journal_size_limit(2)", "_pragma", "", "both set the journal size limit"},
 }
 
 func TestParseDSNErrors(t *testing.T) {
@@ -428,6 +447,9 @@ func TestFormatDSN(t *testing.T) {
 			"&_time_format=datetime&_time_integer_format=unix_milli&_timezone=Europe%2FBerlin" +
 			"&_inttotime=1&_texttotime=1&_dqs=0&_defensive=1&_error_rc=1" +
 			"&_writer_queue=off&_group_commit=off&_max_readers=8"},
+		{sqlitesafe.Config{Path: "a", DisableProcessQueue: true, AllowNetworkFS: true,
+			SlowHold: -1, SlowWait: 1500 * time.Microsecond, JournalSizeLimit: -1},
+			"a?_process_queue=off&_network_fs=allow&_slow_hold=off&_slow_wait=1.5ms&_journal_size_limit=-1"},
 	}
 	for _, tt := range tests {
 		if got := tt.c.FormatDSN(); got != tt.want {

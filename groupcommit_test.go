@@ -225,6 +225,10 @@ func TestMisjudgedReadRunsOnTheWriter(t *testing.T) {
 	if n != 2 || sum != 3 {
 		t.Fatalf("%d rows summing to %d, want 2 and 3: a write ran twice or not at all", n, sum)
 	}
+	// Stats counts each re-run.
+	if st, err := GetStats(db); err != nil || st.Reruns != 2 {
+		t.Errorf("Stats.Reruns = %d, %v; want 2", st.Reruns, err)
+	}
 	// The next time they go to the writer directly.
 	for _, q := range []string{"INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2) RETURNING x"} {
 		if classify(q).flags&flagWrite == 0 {

@@ -24,7 +24,8 @@ type phys struct {
 	preparer driver.ConnPrepareContext
 
 	stmts  map[string]*cachedStmt
-	broken bool // a statement left it in an unknown state: close, do not reuse
+	broken bool       // a statement left it in an unknown state: close, do not reuse
+	stats  *fileStats // counts its SQLITE_BUSY and SQLITE_LOCKED errors; may be nil
 }
 
 // cachedStmt is a prepared statement kept by a phys for its query text.
@@ -124,6 +125,14 @@ func (p *phys) evict() {
 
 // exec runs query as an Exec.
 func (p *phys) exec(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Result, error) {
+	res, err := p.execNoted(ctx, query, info, args)
+	if err != nil {
+		p.note(err)
+	}
+	return res, err
+}
+
+func (p *phys) execNoted(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Result, error) {
 	if cacheable(info) {
 		cs, err := p.stmt(ctx, query)
 		if err != nil {
@@ -134,6 +143,13 @@ func (p *phys) exec(ctx context.Context, query string, info *stmtInfo, args []dr
 		}
 	}
 	return p.execer.ExecContext(ctx, query, args)
+}
+
+// note counts err in the file's Stats if it is a lock error.
+func (p *phys) note(err error) {
+	if p.stats != nil {
+		p.stats.recordError(err)
+	}
 }
 
 // query runs query as a Query. When the rows come from a cached statement,
@@ -148,6 +164,7 @@ func (p *phys) query(ctx context.Context, query string, info *stmtInfo, args []d
 		if cs != nil {
 			rows, err := cs.query.QueryContext(ctx, args)
 			if err != nil {
+				p.note(err)
 				return nil, nil, err
 			}
 			cs.inUse = true
@@ -155,12 +172,18 @@ func (p *phys) query(ctx context.Context, query string, info *stmtInfo, args []d
 		}
 	}
 	rows, err := p.queryer.QueryContext(ctx, query, args)
+	if err != nil {
+		p.note(err)
+	}
 	return rows, nil, err
 }
 
 // run executes a statement of the driver's own, without caching it.
 func (p *phys) run(ctx context.Context, query string) error {
 	_, err := p.execer.ExecContext(ctx, query, nil)
+	if err != nil {
+		p.note(err)
+	}
 	return err
 }
 
@@ -249,6 +272,7 @@ func sqliteCode(err error) int {
 // SQLite's primary result codes the driver looks at.
 const (
 	codeBusy     = 5
+	codeLocked   = 6
 	codeReadOnly = 8
 )
 

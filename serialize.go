@@ -3,6 +3,7 @@ package sqlitesafe
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -25,29 +26,53 @@ import (
 type writeQueue struct {
 	file string // the database file, for messages
 
+	// proc is the writer queue across processes, or nil: a holder whose
+	// handle asks for it (holder.proc) takes it after the in-process lock.
+	proc *procLock
+
 	// groupCommits counts the batches of more than one write, and
 	// groupedWrites the writes in them.
 	groupCommits, groupedWrites atomic.Int64
+	stats                       fileStats
 
-	mu      sync.Mutex
-	held    bool
-	holder  holder    // valid while held
-	waiters []*waiter // FIFO; the head is served next
+	mu          sync.Mutex
+	held        bool
+	holder      holder    // valid while held
+	holdWarned  bool      // the slow-hold warning for this holder is out
+	procHeld    bool      // the holder holds proc
+	procWaiting bool      // the holder waits for proc
+	waiters     []*waiter // FIFO; the head is served next
+
+	// tick is how often the monitor checks for slow holders and waiters,
+	// in nanoseconds; 0 while there is no monitor.
+	tick        atomic.Int64
+	monitorStop chan struct{}
 }
 
 // holdKind says what holds the writer lock, for messages.
 type holdKind uint8
 
 const (
-	holdExec    holdKind = iota // an autocommit Exec, alone
-	holdBatch                   // a group commit of autocommit writes
-	holdQuery                   // a write through Query, until its rows are closed
-	holdTx                      // a transaction begun with BeginTx
-	holdTextTx                  // a transaction begun by SQL text (BEGIN, SAVEPOINT)
-	holdOpen                    // opening the database and setting it up
-	holdClose                   // closing the handle's writer connection
-	holdSession                 // a write on a connection pinned by connection-local state
+	holdExec       holdKind = iota // an autocommit Exec, alone
+	holdBatch                      // a group commit of autocommit writes
+	holdQuery                      // a write through Query, until its rows are closed
+	holdTx                         // a transaction begun with BeginTx
+	holdTextTx                     // a transaction begun by SQL text (BEGIN, SAVEPOINT)
+	holdOpen                       // opening the database and setting it up
+	holdClose                      // closing the handle's writer connection
+	holdSession                    // a write on a connection pinned by connection-local state
+	holdCheckpoint                 // a checkpoint
+	holdRaw                        // a caller using the SQLite connection directly
 )
+
+// isWrite reports whether a hold of this kind counts as a write in Stats.
+func (k holdKind) isWrite() bool {
+	switch k {
+	case holdExec, holdBatch, holdQuery, holdTx, holdTextTx, holdSession, holdRaw:
+		return true
+	}
+	return false
+}
 
 func (k holdKind) String() string {
 	switch k {
@@ -67,6 +92,10 @@ func (k holdKind) String() string {
 		return "closing the database"
 	case holdSession:
 		return "a write on a pinned connection"
+	case holdCheckpoint:
+		return "a checkpoint"
+	case holdRaw:
+		return "a caller using the SQLite connection directly (sqlitesafe.Raw)"
 	}
 	return "a writer"
 }
@@ -76,14 +105,17 @@ type holder struct {
 	kind  holdKind
 	since time.Time
 	site  callSite
+	c     *connector // the handle, for warnings; nil in tests of the queue
+	proc  bool       // take the cross-process lock too
 }
 
 // waiter is one caller waiting in the queue.
 type waiter struct {
-	ready chan struct{} // closed when state leaves waitQueued
-	state waitState     // guarded by writeQueue.mu
-	h     holder        // what it will be once it holds the lock
-	req   *writeRequest // nil for a plain lock waiter
+	ready  chan struct{} // closed when state leaves waitQueued
+	state  waitState     // guarded by writeQueue.mu
+	warned bool          // the slow-wait warning for it is out; guarded by writeQueue.mu
+	h      holder        // what it will be once it holds the lock
+	req    *writeRequest // nil for a plain lock waiter
 }
 
 type waitState uint8
@@ -117,18 +149,68 @@ const maxBatch = 128
 func (q *writeQueue) lock(ctx context.Context, timeout time.Duration, h holder) error {
 	q.mu.Lock()
 	if !q.held && len(q.waiters) == 0 {
-		q.held = true
-		q.holder = h
+		q.grantLocked(h)
+		q.mu.Unlock()
+	} else {
+		w := &waiter{ready: make(chan struct{}), h: h}
+		q.waiters = append(q.waiters, w)
+		q.mu.Unlock()
+		if err := q.wait(ctx, timeout, w); err != nil {
+			return err
+		}
+	}
+	if err := q.takeProc(ctx, timeout, h); err != nil {
+		return err
+	}
+	if h.kind.isWrite() {
+		q.stats.writes.Add(1)
+	}
+	return nil
+}
+
+// grantLocked makes h the holder. q.mu must be held.
+func (q *writeQueue) grantLocked(h holder) {
+	q.held = true
+	q.holder = h
+	q.holdWarned = false
+	q.stats.acquires.Add(1)
+}
+
+// takeProc takes the cross-process lock for a holder that asks for it,
+// within what is left of its timeout. On failure it releases the
+// in-process lock too.
+func (q *writeQueue) takeProc(ctx context.Context, timeout time.Duration, h holder) error {
+	if !h.proc || q.proc == nil {
+		return nil
+	}
+	q.mu.Lock()
+	q.procWaiting = true
+	q.mu.Unlock()
+	start := time.Now()
+	waited, err := q.proc.acquire(ctx, max(0, timeout-start.Sub(h.since)))
+	if waited {
+		q.stats.procWaits.record(time.Since(start))
+	}
+	q.mu.Lock()
+	q.procWaiting = false
+	if err == nil {
+		q.procHeld = true
 		q.mu.Unlock()
 		return nil
 	}
-	w := &waiter{ready: make(chan struct{}), h: h}
-	q.waiters = append(q.waiters, w)
+	q.unlockLocked()
 	q.mu.Unlock()
-	if err := q.wait(ctx, timeout, w); err != nil {
+	q.stats.timeouts.Add(1)
+	e := &LockTimeoutError{File: q.file, Waited: time.Since(h.since),
+		Holder: "a writer in another process (it holds " + q.proc.path + ")"}
+	switch {
+	case errors.Is(err, errProcTimeout):
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		e.cause = err
+	default:
 		return err
 	}
-	return nil
+	return e
 }
 
 // unlock releases the lock, granting it to the head of the queue if any.
@@ -142,6 +224,11 @@ func (q *writeQueue) unlockLocked() {
 	if !q.held {
 		panic("sqlitesafe: unlock of an unlocked writer queue")
 	}
+	if q.procHeld {
+		q.proc.release()
+		q.procHeld = false
+	}
+	q.stats.holds.record(time.Since(q.holder.since))
 	if len(q.waiters) == 0 {
 		q.held = false
 		q.holder = holder{}
@@ -151,7 +238,7 @@ func (q *writeQueue) unlockLocked() {
 	q.waiters[0] = nil
 	q.waiters = q.waiters[1:]
 	w.state = waitGranted
-	q.holder = w.h
+	q.grantLocked(w.h)
 	q.holder.since = time.Now()
 	close(w.ready)
 }
@@ -166,6 +253,7 @@ func (q *writeQueue) wait(ctx context.Context, timeout time.Duration, w *waiter)
 	var cause error
 	select {
 	case <-w.ready:
+		q.stats.waits.record(time.Since(start))
 		return nil
 	case <-ctx.Done():
 		cause = ctx.Err()
@@ -182,10 +270,12 @@ func (q *writeQueue) wait(ctx context.Context, timeout time.Duration, w *waiter)
 		// A batch has the request; its result is coming.
 		q.mu.Unlock()
 		<-w.ready
+		q.stats.waits.record(time.Since(start))
 		return nil
 	}
 	err := q.timeoutError(time.Since(start), cause)
 	q.mu.Unlock()
+	q.stats.timeouts.Add(1)
 	return err
 }
 
@@ -219,9 +309,12 @@ func (q *writeQueue) timeoutError(waited time.Duration, cause error) error {
 func (q *writeQueue) submit(req *writeRequest, timeout time.Duration, h holder, run func([]*writeRequest)) error {
 	q.mu.Lock()
 	if !q.held && len(q.waiters) == 0 {
-		q.held = true
-		q.holder = h
+		q.grantLocked(h)
 		q.mu.Unlock()
+		if err := q.takeProc(req.ctx, timeout, h); err != nil {
+			return err
+		}
+		q.stats.writes.Add(1)
 		q.runBatch([]*writeRequest{req}, nil, run)
 		return nil
 	}
@@ -237,6 +330,11 @@ func (q *writeQueue) submit(req *writeRequest, timeout time.Duration, h holder, 
 		q.mu.Unlock()
 		return nil
 	}
+	q.mu.Unlock()
+	if err := q.takeProc(req.ctx, timeout, h); err != nil {
+		return err
+	}
+	q.mu.Lock()
 	// This goroutine holds the lock: run its request, and the requests
 	// queued right behind it that can share its transaction.
 	batch := []*writeRequest{req}
@@ -260,6 +358,7 @@ func (q *writeQueue) submit(req *writeRequest, timeout time.Duration, h holder, 
 		}
 	}
 	q.mu.Unlock()
+	q.stats.writes.Add(int64(len(batch)))
 	q.runBatch(batch, taken, run)
 	return nil
 }

@@ -10,6 +10,11 @@ import (
 	"time"
 )
 
+// holderHere describes the test as a holder of q, with no handle behind it.
+func holderHere(kind holdKind) holder {
+	return holder{kind: kind, since: time.Now(), site: captureSite()}
+}
+
 // untilWaiting waits until n callers wait in q.
 func untilWaiting(t *testing.T, q *writeQueue, n int) {
 	t.Helper()

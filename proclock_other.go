@@ -1,0 +1,22 @@
+//go:build !unix
+
+package sqlitesafe
+
+import (
+	"context"
+	"time"
+)
+
+// procLock is the writer queue across processes. On this system there is
+// none: writers of different processes meet only in SQLite's busy handler.
+type procLock struct{}
+
+// openProcLock returns nil: no cross-process queue here.
+func openProcLock(path string) (*procLock, error) { return nil, nil }
+
+func (l *procLock) acquire(ctx context.Context, timeout time.Duration) (bool, error) {
+	return false, nil
+}
+
+func (l *procLock) release()     {}
+func (l *procLock) close() error { return nil }

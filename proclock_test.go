@@ -1,0 +1,114 @@
+//go:build unix
+
+package sqlitesafe
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Two procLocks on one file stand for two processes: flock locks belong to
+// open file descriptions, so they exclude each other within a process too.
+func twoProcLocks(t *testing.T) (a, b *procLock) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "app.db")
+	var err error
+	if a, err = openProcLock(path); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = openProcLock(path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.close(); b.close() })
+	return a, b
+}
+
+func TestProcLockExcludes(t *testing.T) {
+	a, b := twoProcLocks(t)
+	ctx := context.Background()
+	if waited, err := a.acquire(ctx, time.Second); err != nil || waited {
+		t.Fatalf("a: waited %v, %v", waited, err)
+	}
+	start := time.Now()
+	waited, err := b.acquire(ctx, 50*time.Millisecond)
+	if !errors.Is(err, errProcTimeout) || !waited {
+		t.Fatalf("b while a holds: waited %v, %v; want a timeout", waited, err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("b gave up after %s, before its timeout", d)
+	}
+	// b's blocked call is still in flight; b adopts it when it tries
+	// again, and gets the lock the moment a lets go.
+	got := make(chan error, 1)
+	go func() {
+		_, err := b.acquire(ctx, 5*time.Second)
+		got <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	a.release()
+	if err := <-got; err != nil {
+		t.Fatalf("b after a released: %v", err)
+	}
+	if _, err := a.acquire(ctx, 20*time.Millisecond); !errors.Is(err, errProcTimeout) {
+		t.Fatalf("a while b holds: %v, want a timeout", err)
+	}
+	b.release()
+}
+
+// A wait abandoned for good leaves no lock behind: the blocked call that
+// succeeds with nobody waiting lets go at once.
+func TestProcLockAbandonedWait(t *testing.T) {
+	a, b := twoProcLocks(t)
+	if _, err := a.acquire(context.Background(), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if _, err := b.acquire(ctx, 5*time.Second); !errors.Is(err, context.Canceled) {
+		t.Fatalf("b canceled: %v", err)
+	}
+	a.release()
+	// b's call gets the lock now and must give it back: a gets it again.
+	if _, err := a.acquire(context.Background(), 5*time.Second); err != nil {
+		t.Fatalf("a after b abandoned its wait: %v (b's call kept the lock)", err)
+	}
+	a.release()
+}
+
+// The writer queue takes the process lock after the in-process lock and
+// gives it back with it; a timeout on the process lock frees the queue.
+func TestQueueTakesProcLock(t *testing.T) {
+	a, other := twoProcLocks(t)
+	q := &writeQueue{file: "app.db", proc: a}
+	h := holderHere(holdTx)
+	h.proc = true
+	if err := q.lock(context.Background(), time.Second, h); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.acquire(context.Background(), 20*time.Millisecond); !errors.Is(err, errProcTimeout) {
+		t.Fatalf("another process got the lock while the queue holds it: %v", err)
+	}
+	q.unlock()
+	if _, err := other.acquire(context.Background(), time.Second); err != nil {
+		t.Fatalf("the queue kept the process lock after unlock: %v", err)
+	}
+	// Now the other process holds it: the queue's wait runs out with a
+	// LockTimeoutError naming another process, and the queue is free.
+	h = holderHere(holdTx)
+	h.proc = true
+	err := q.lock(context.Background(), 50*time.Millisecond, h)
+	var lte *LockTimeoutError
+	if !errors.As(err, &lte) || !errors.Is(err, ErrLockTimeout) || lte.Holder == "" {
+		t.Fatalf("lock while another process holds = %v, want a LockTimeoutError naming it", err)
+	}
+	if held, _, _ := q.snapshot(); held {
+		t.Fatal("a failed process-lock wait left the queue held")
+	}
+	if q.stats.timeouts.Load() != 1 || q.stats.procWaits.n.Load() != 1 {
+		t.Errorf("timeouts %d, process waits %d; want 1 and 1", q.stats.timeouts.Load(), q.stats.procWaits.n.Load())
+	}
+	other.release()
+}

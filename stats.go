@@ -1,0 +1,294 @@
+package sqlitesafe
+
+import (
+	"database/sql"
+	"errors"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Stats is a snapshot of what the driver has seen on one database file, for
+// every handle of the process on it (the counters) and for the handle asked
+// (the readers). Get it with GetStats. Every counter counts from the time the
+// process first opened the file.
+type Stats struct {
+	// File is the database file, as the handle's DSN names it.
+	File string
+
+	// Writes counts the write statements and write transactions run under
+	// the writer queue: an autocommit write, a transaction, a writing query.
+	Writes int64
+	// GroupCommits counts the transactions that committed more than one
+	// autocommit write together, and GroupedWrites the writes in them.
+	GroupCommits, GroupedWrites int64
+
+	// Acquires counts the times the writer lock was taken; Waits those
+	// that had to queue first. WaitTotal and WaitMax sum and bound those
+	// waits, and WaitHistogram spreads them over buckets.
+	Acquires, Waits    int64
+	WaitTotal, WaitMax time.Duration
+	WaitHistogram      []Bucket
+	// LockTimeouts counts the waits that ended without the lock: the busy
+	// timeout passed or the caller's context ended.
+	LockTimeouts int64
+	// QueueDepth is the number of writers waiting now.
+	QueueDepth int
+
+	// Held reports whether a writer holds the lock now: what it is
+	// (Holder, "a transaction begun", say), where it took the lock
+	// (HolderSite, file:line in the caller's code) and for how long
+	// (HeldFor).
+	Held       bool
+	Holder     string
+	HolderSite string
+	HeldFor    time.Duration
+	// HoldTotal and HoldMax sum and bound the times the lock was held,
+	// and HoldHistogram spreads them over buckets.
+	HoldTotal, HoldMax time.Duration
+	HoldHistogram      []Bucket
+
+	// ProcessQueue reports whether writers also queue across processes
+	// (Config.DisableProcessQueue). ProcessWaits counts the times a writer
+	// of this process, holding the in-process queue, found another
+	// process holding the cross-process lock, and ProcessWaitTotal sums
+	// those waits.
+	ProcessQueue     bool
+	ProcessWaits     int64
+	ProcessWaitTotal time.Duration
+
+	// SlowHolds and SlowWaits count the warnings logged for holders and
+	// waiters over the thresholds (Config.SlowHold, Config.SlowWait).
+	SlowHolds, SlowWaits int64
+
+	// Busy counts the SQLITE_BUSY and SQLITE_LOCKED errors SQLite
+	// returned to this process's connections on the file, by extended
+	// result code name ("SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT", ...). Inside
+	// one process the queue keeps these at zero; they come from other
+	// processes, or from writes with the queue turned off.
+	Busy map[string]int64
+
+	// ReadersOpen is the number of read-only connections the handle has
+	// open, ReadersIdle those of them not in use.
+	ReadersOpen, ReadersIdle int
+	// Reruns counts the statements a reader refused as writes and that
+	// ran again on the writer (misjudged once; the driver then remembers
+	// the statement as a write).
+	Reruns int64
+
+	// WALSize is the size in bytes of the -wal file now (0 when there is
+	// none). A -wal that keeps growing means checkpoints cannot finish,
+	// most often because a read never ends.
+	WALSize int64
+	// LastCheckpoint is the outcome of the last checkpoint the driver ran
+	// (with Checkpoint, or on close), and LastCheckpointAt its time; zero
+	// if none ran yet.
+	LastCheckpoint   CheckpointResult
+	LastCheckpointAt time.Time
+}
+
+// Bucket is one bucket of a latency histogram: Count durations that were at
+// most UpTo and more than the previous bucket's UpTo. The last bucket's UpTo
+// is 0: it holds everything longer than the one before.
+type Bucket struct {
+	UpTo  time.Duration
+	Count int64
+}
+
+// bucketBounds are the upper bounds of the histogram buckets, one per
+// decade; a last bucket holds the rest.
+var bucketBounds = [...]time.Duration{
+	10 * time.Microsecond,
+	100 * time.Microsecond,
+	time.Millisecond,
+	10 * time.Millisecond,
+	100 * time.Millisecond,
+	time.Second,
+	10 * time.Second,
+}
+
+// histogram is a latency histogram with a count, a sum and a maximum, all
+// updated without locks.
+type histogram struct {
+	n, total, max atomic.Int64
+	counts        [len(bucketBounds) + 1]atomic.Int64
+}
+
+func (h *histogram) record(d time.Duration) {
+	h.n.Add(1)
+	h.total.Add(int64(d))
+	for {
+		m := h.max.Load()
+		if int64(d) <= m || h.max.CompareAndSwap(m, int64(d)) {
+			break
+		}
+	}
+	i := 0
+	for i < len(bucketBounds) && d > bucketBounds[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+}
+
+func (h *histogram) buckets() []Bucket {
+	b := make([]Bucket, len(h.counts))
+	for i := range h.counts {
+		if i < len(bucketBounds) {
+			b[i].UpTo = bucketBounds[i]
+		}
+		b[i].Count = h.counts[i].Load()
+	}
+	return b
+}
+
+// fileStats are the counters of one database file in this process.
+type fileStats struct {
+	writes       atomic.Int64
+	acquires     atomic.Int64
+	waits        histogram
+	holds        histogram
+	timeouts     atomic.Int64
+	procWaits    histogram
+	slowHolds    atomic.Int64
+	slowWaits    atomic.Int64
+	reruns       atomic.Int64
+	busyMu       sync.Mutex
+	busy         map[int]int64 // by extended result code
+	checkpointMu sync.Mutex
+	checkpoint   CheckpointResult
+	checkpointAt time.Time
+}
+
+// recordError counts err if it is SQLITE_BUSY or SQLITE_LOCKED.
+func (s *fileStats) recordError(err error) {
+	code := sqliteCode(err)
+	if p := code & 0xff; p != codeBusy && p != codeLocked {
+		return
+	}
+	s.busyMu.Lock()
+	if s.busy == nil {
+		s.busy = make(map[int]int64)
+	}
+	s.busy[code]++
+	s.busyMu.Unlock()
+}
+
+// codeNames names the extended result codes of SQLITE_BUSY and
+// SQLITE_LOCKED.
+var codeNames = map[int]string{
+	5:   "SQLITE_BUSY",
+	261: "SQLITE_BUSY_RECOVERY",
+	517: "SQLITE_BUSY_SNAPSHOT",
+	773: "SQLITE_BUSY_TIMEOUT",
+	6:   "SQLITE_LOCKED",
+	262: "SQLITE_LOCKED_SHAREDCACHE",
+	518: "SQLITE_LOCKED_VTAB",
+}
+
+func (s *fileStats) recordCheckpoint(r CheckpointResult) {
+	s.checkpointMu.Lock()
+	s.checkpoint, s.checkpointAt = r, time.Now()
+	s.checkpointMu.Unlock()
+}
+
+// ErrNotSQLiteSafe is returned for a *sql.DB that was not opened with this
+// driver.
+var ErrNotSQLiteSafe = errors.New("sqlitesafe: the *sql.DB was not opened with the sqlite-safe driver")
+
+// handleOf returns the connector behind db: database/sql's DB.Driver returns
+// the Driver of the handle's connector, which knows its connector.
+func handleOf(db *sql.DB) (*connector, error) {
+	if db == nil {
+		return nil, ErrNotSQLiteSafe
+	}
+	d, ok := db.Driver().(*Driver)
+	if !ok || d.handle == nil {
+		return nil, ErrNotSQLiteSafe
+	}
+	return d.handle, nil
+}
+
+// GetStats returns the driver's metrics for the database file db is open on:
+// the writer queue's counters, who holds the lock now, SQLite's lock errors,
+// the handle's readers and the -wal file's size. It reads counters kept all
+// along, takes no connection from db's pool and waits for nothing, so it
+// answers even when every connection is stuck. The counters cost a few
+// atomic additions per write; they cannot be turned off and need not be.
+//
+// db must have been opened with sql.Open("sqlite-safe", ...) or sql.OpenDB
+// of a connector from NewConnector; otherwise the error is ErrNotSQLiteSafe.
+// Before db has connected once there is nothing to report, and the Stats
+// holds only File.
+func GetStats(db *sql.DB) (Stats, error) {
+	c, err := handleOf(db)
+	if err != nil {
+		return Stats{}, err
+	}
+	return c.stats(), nil
+}
+
+func (c *connector) stats() Stats {
+	st := Stats{File: c.name}
+	c.mu.Lock()
+	f := c.file
+	c.mu.Unlock()
+	st.ReadersOpen, st.ReadersIdle = c.readers.counts()
+	if f == nil {
+		return st
+	}
+	q := &f.queue
+	s := &q.stats
+	st.Writes = s.writes.Load()
+	st.GroupCommits = q.groupCommits.Load()
+	st.GroupedWrites = q.groupedWrites.Load()
+	st.Acquires = s.acquires.Load()
+	st.Waits = s.waits.n.Load()
+	st.WaitTotal = time.Duration(s.waits.total.Load())
+	st.WaitMax = time.Duration(s.waits.max.Load())
+	st.WaitHistogram = s.waits.buckets()
+	st.LockTimeouts = s.timeouts.Load()
+	st.HoldTotal = time.Duration(s.holds.total.Load())
+	st.HoldMax = time.Duration(s.holds.max.Load())
+	st.HoldHistogram = s.holds.buckets()
+	st.ProcessQueue = q.proc != nil
+	st.ProcessWaits = s.procWaits.n.Load()
+	st.ProcessWaitTotal = time.Duration(s.procWaits.total.Load())
+	st.SlowHolds = s.slowHolds.Load()
+	st.SlowWaits = s.slowWaits.Load()
+	st.Reruns = s.reruns.Load()
+
+	held, h, waiting := q.snapshot()
+	st.QueueDepth = waiting
+	if held {
+		st.Held = true
+		st.Holder = h.kind.String()
+		st.HolderSite = h.site.String()
+		st.HeldFor = time.Since(h.since)
+	}
+
+	s.busyMu.Lock()
+	if len(s.busy) > 0 {
+		st.Busy = make(map[string]int64, len(s.busy))
+		for code, n := range s.busy {
+			name, ok := codeNames[code]
+			if !ok {
+				name = "SQLITE_" + strconv.Itoa(code)
+			}
+			st.Busy[name] += n
+		}
+	}
+	s.busyMu.Unlock()
+
+	s.checkpointMu.Lock()
+	st.LastCheckpoint, st.LastCheckpointAt = s.checkpoint, s.checkpointAt
+	s.checkpointMu.Unlock()
+
+	if !c.memory {
+		if fi, err := os.Stat(f.key + "-wal"); err == nil {
+			st.WALSize = fi.Size()
+		}
+	}
+	return st
+}
