@@ -36,6 +36,15 @@ var (
 	// chooses another journal mode.
 	ErrWALUnavailable = errors.New("sqlitesafe: WAL unavailable")
 
+	// ErrNetworkFS is wrapped by the error of opening a database on a
+	// network or FUSE file system, whose locks SQLite cannot trust, when
+	// the DSN does not allow it (_network_fs=allow).
+	ErrNetworkFS = errors.New("sqlitesafe: database on a network file system")
+
+	// ErrNotSQLiteSafe is returned by GetStats, Checkpoint, Backup, Raw and
+	// RawRead for a *sql.DB or *sql.Conn of another driver.
+	ErrNotSQLiteSafe = errors.New("sqlitesafe: the *sql.DB was not opened with the sqlite-safe driver")
+
 	// ErrSetting is wrapped by the error of opening a connection on which a
 	// setting did not take: reading it back gave another value.
 	ErrSetting = errors.New("sqlitesafe: setting did not take")
@@ -78,7 +87,11 @@ func (e *LockTimeoutError) Error() string {
 	} else {
 		b.WriteString(" (the busy timeout)")
 	}
-	if e.Holder != "" {
+	switch {
+	case e.Holder != "" && e.HeldFor == 0:
+		// Another process: its hold time and site are not known here.
+		fmt.Fprintf(&b, "; held by %s: find what it is doing (sqlite-safe doctor %s lists the processes using the file)", e.Holder, e.File)
+	case e.Holder != "":
 		fmt.Fprintf(&b, "; held for %s by %s", round(e.HeldFor), e.Holder)
 		if e.HolderSite != "" {
 			fmt.Fprintf(&b, " at %s", e.HolderSite)

@@ -15,10 +15,6 @@ import (
 // the process cannot write, a read-only file, a -wal without its -shm) are
 // reported at once, naming the file, the cause and what to do.
 
-// ErrNetworkFS is returned when the database is on a network or FUSE file
-// system and the DSN does not allow it (_network_fs=allow).
-var ErrNetworkFS = errors.New("sqlitesafe: database on a network file system")
-
 // fsType describes the file system holding a path: its name, and whether
 // it is a network or a FUSE file system. Tests replace it.
 var fsType = func(path string) (name string, network, fuse bool, err error) {

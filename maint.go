@@ -10,6 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"modernc.org/sqlite"
 )
 
 // CheckpointMode is the mode of a WAL checkpoint, as PRAGMA wal_checkpoint
@@ -117,23 +120,39 @@ func (c *connector) runCheckpoint(ctx context.Context, w *phys, mode CheckpointM
 }
 
 // Backup writes a consistent copy of the database to the file dst while the
-// application goes on reading and writing. The copy is made with VACUUM INTO
-// on one of the handle's read-only connections: it sees the database as of
-// the moment it starts (every transaction committed before Backup was
-// called is in it), and it never takes the writer queue, so writers are not
-// held up. The copy is written to a temporary file next to dst, synced, and
-// renamed to dst only when complete: a failed or interrupted backup leaves no
-// partial dst behind. dst must not exist.
+// application goes on reading and writing. It uses SQLite's online backup
+// API on one of the handle's read-only connections, inside one read
+// transaction: the copy is the database as of the moment Backup starts
+// (every transaction committed before the call is in it), it never takes
+// the writer queue, and writes made meanwhile neither wait for it nor make
+// it start over. The copy proceeds in steps of a few megabytes and rests
+// between steps as long as the step took, so that it uses at most about half
+// of one core and leaves the writers their share of the machine.
 //
-// The copy is compacted (free pages dropped) and in rollback-journal mode;
-// opened with this driver it is switched to WAL like any other file.
-// Cancelling ctx interrupts the copy.
+// The copy is written to a temporary file next to dst, synced, and renamed to
+// dst only when complete: a failed or interrupted backup leaves no partial
+// dst behind. dst must not exist. Cancelling ctx stops the copy between
+// steps.
+//
+// While the backup runs, checkpoints cannot copy past its snapshot, so the
+// -wal file grows with the writes made meanwhile; it is truncated to the
+// journal size limit at the first checkpoint after.
 func Backup(ctx context.Context, db *sql.DB, dst string) error {
 	c, err := handleOf(db)
 	if err != nil {
 		return err
 	}
 	return c.backup(ctx, dst)
+}
+
+// backupStepPages is how many pages one backup step copies: 4 MiB of 4 KiB
+// pages.
+const backupStepPages = 1024
+
+// backuper is what modernc.org/sqlite's connection offers for the backup
+// API.
+type backuper interface {
+	NewBackup(dstURI string) (*sqlite.Backup, error)
 }
 
 func (c *connector) backup(ctx context.Context, dst string) (err error) {
@@ -154,34 +173,31 @@ func (c *connector) backup(ctx context.Context, dst string) (err error) {
 	}
 	tmpName := tmp.Name()
 	tmp.Close()
-	// VACUUM INTO wants a file that does not exist or is empty.
 	defer func() {
 		if err != nil {
 			os.Remove(tmpName)
+			os.Remove(tmpName + "-journal")
 		}
 	}()
 
-	args := []driver.NamedValue{{Ordinal: 1, Value: tmpName}}
+	var src *phys
 	if c.memory {
+		// One connection does everything: hold the queue for the copy.
 		q := &c.file.queue
 		if err := q.lock(ctx, c.cfg.busyTimeout(), c.holderHere(holdQuery)); err != nil {
 			return err
 		}
-		w, werr := c.sharedWriter(ctx)
-		if werr == nil {
-			_, werr = w.execer.ExecContext(ctx, "VACUUM INTO ?", args)
+		defer q.unlock()
+		if src, err = c.sharedWriter(ctx); err != nil {
+			return err
 		}
-		q.unlock()
-		err = werr
 	} else {
-		r, rerr := c.readers.get(ctx)
-		if rerr != nil {
-			return rerr
+		if src, err = c.readers.get(ctx); err != nil {
+			return err
 		}
-		_, err = r.execer.ExecContext(ctx, "VACUUM INTO ?", args)
-		c.readers.put(r)
+		defer c.readers.put(src)
 	}
-	if err != nil {
+	if err := copyDatabase(ctx, src, tmpName); err != nil {
 		return fmt.Errorf("sqlitesafe: backup of %s to %s: %w", c.name, dst, err)
 	}
 	if err := syncFile(tmpName); err != nil {
@@ -192,6 +208,53 @@ func (c *connector) backup(ctx context.Context, dst string) (err error) {
 	}
 	syncFile(filepath.Dir(dst)) // the rename; best effort where directories cannot be synced
 	return nil
+}
+
+// copyDatabase copies the database src is connected to into the file dst,
+// in steps, inside one read transaction on src.
+func copyDatabase(ctx context.Context, src *phys, dst string) (err error) {
+	b, ok := src.conn.(backuper)
+	if !ok {
+		return errors.New("modernc.org/sqlite's connection has no backup API")
+	}
+	// One read transaction for the whole copy: its snapshot is the copy,
+	// and writes by other connections meanwhile do not restart it.
+	if err := src.run(ctx, "BEGIN"); err != nil {
+		return err
+	}
+	defer src.ensureNoTx()
+	if _, err := src.queryValue(ctx, "SELECT count(*) FROM sqlite_schema"); err != nil {
+		return err
+	}
+	bk, err := b.NewBackup(dst)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if ferr := bk.Finish(); err == nil {
+			err = ferr
+		}
+	}()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		start := time.Now()
+		more, err := bk.Step(backupStepPages)
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+		rest := time.NewTimer(time.Since(start))
+		select {
+		case <-ctx.Done():
+			rest.Stop()
+			return ctx.Err()
+		case <-rest.C:
+		}
+	}
 }
 
 // syncFile flushes a file (or directory) to stable storage.

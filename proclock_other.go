@@ -20,3 +20,5 @@ func (l *procLock) acquire(ctx context.Context, timeout time.Duration) (bool, er
 
 func (l *procLock) release()     {}
 func (l *procLock) close() error { return nil }
+
+func (l *procLock) holders() []int { return nil }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -101,7 +102,7 @@ func TestQueueTakesProcLock(t *testing.T) {
 	h.proc = true
 	err := q.lock(context.Background(), 50*time.Millisecond, h)
 	var lte *LockTimeoutError
-	if !errors.As(err, &lte) || !errors.Is(err, ErrLockTimeout) || lte.Holder == "" {
+	if !errors.As(err, &lte) || !errors.Is(err, ErrLockTimeout) || !strings.Contains(err.Error(), "held by a writer in another process") {
 		t.Fatalf("lock while another process holds = %v, want a LockTimeoutError naming it", err)
 	}
 	if held, _, _ := q.snapshot(); held {
@@ -111,4 +112,16 @@ func TestQueueTakesProcLock(t *testing.T) {
 		t.Errorf("timeouts %d, process waits %d; want 1 and 1", q.stats.timeouts.Load(), q.stats.procWaits.n.Load())
 	}
 	other.release()
+}
+
+func TestLockHolders(t *testing.T) {
+	locks := `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF
+1: -> FLOCK  ADVISORY  WRITE 4343 fd:01:1234 0 EOF
+2: POSIX  ADVISORY  READ 77 fd:01:999 128 128
+3: FLOCK  ADVISORY  WRITE 88 08:02:1234 0 EOF
+`
+	dev := uint64(0xfd<<8 | 0x01)
+	if got := lockHolders(locks, dev, 1234); len(got) != 1 || got[0] != 4242 {
+		t.Errorf("holders = %v, want [4242] (not the blocked waiter 4343, not the other device's 88)", got)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -173,4 +175,49 @@ func flock(f *os.File, how int) error {
 			return err
 		}
 	}
+}
+
+// holders returns the processes /proc/locks says hold the lock, for
+// messages; nil where the system does not say.
+func (l *procLock) holders() []int {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(l.f.Fd()), &st); err != nil {
+		return nil
+	}
+	data, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return nil
+	}
+	return lockHolders(string(data), uint64(st.Dev), st.Ino)
+}
+
+// lockHolders parses /proc/locks for the granted locks on the file with the
+// given device and inode, and returns their process IDs.
+func lockHolders(locks string, dev, ino uint64) []int {
+	major := (dev>>8)&0xfff | (dev>>32)&^0xfff
+	minor := dev&0xff | (dev>>12)&^0xff
+	var pids []int
+	for _, line := range strings.Split(locks, "\n") {
+		f := strings.Fields(line)
+		// "1: FLOCK ADVISORY WRITE 1234 fd:01:5678 0 EOF"; a blocked
+		// waiter has "->" after the number.
+		if len(f) < 8 || f[1] == "->" {
+			continue
+		}
+		id := strings.Split(f[5], ":")
+		if len(id) != 3 {
+			continue
+		}
+		ma, err1 := strconv.ParseUint(id[0], 16, 32)
+		mi, err2 := strconv.ParseUint(id[1], 16, 32)
+		in, err3 := strconv.ParseUint(id[2], 10, 64)
+		pid, err4 := strconv.Atoi(f[4])
+		if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+			continue
+		}
+		if ma == major && mi == minor && in == ino && pid != os.Getpid() {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

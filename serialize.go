@@ -201,8 +201,12 @@ func (q *writeQueue) takeProc(ctx context.Context, timeout time.Duration, h hold
 	q.unlockLocked()
 	q.mu.Unlock()
 	q.stats.timeouts.Add(1)
+	who := "a writer in another process"
+	if pids := q.proc.holders(); len(pids) > 0 {
+		who += " (pid " + strconv.Itoa(pids[0]) + ")"
+	}
 	e := &LockTimeoutError{File: q.file, Waited: time.Since(h.since),
-		Holder: "a writer in another process (it holds " + q.proc.path + ")"}
+		Holder: who + ", holding " + q.proc.path}
 	switch {
 	case errors.Is(err, errProcTimeout):
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):

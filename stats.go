@@ -2,7 +2,6 @@ package sqlitesafe
 
 import (
 	"database/sql"
-	"errors"
 	"os"
 	"strconv"
 	"sync"
@@ -192,10 +191,6 @@ func (s *fileStats) recordCheckpoint(r CheckpointResult) {
 	s.checkpoint, s.checkpointAt = r, time.Now()
 	s.checkpointMu.Unlock()
 }
-
-// ErrNotSQLiteSafe is returned for a *sql.DB that was not opened with this
-// driver.
-var ErrNotSQLiteSafe = errors.New("sqlitesafe: the *sql.DB was not opened with the sqlite-safe driver")
 
 // handleOf returns the connector behind db: database/sql's DB.Driver returns
 // the Driver of the handle's connector, which knows its connector.
