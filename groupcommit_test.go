@@ -14,7 +14,7 @@ import (
 
 // openWhite opens a handle and returns its connector too, to look at the
 // writer queue.
-func openWhite(t *testing.T, dsn string) (*sql.DB, *connector) {
+func openWhite(t testing.TB, dsn string) (*sql.DB, *connector) {
 	t.Helper()
 	cfg, err := ParseDSN(dsn)
 	if err != nil {
