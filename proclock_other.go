@@ -9,7 +9,7 @@ import (
 
 // procLock is the writer queue across processes. On this system there is
 // none: writers of different processes meet only in SQLite's busy handler.
-type procLock struct{}
+type procLock struct{ path string }
 
 // openProcLock returns nil: no cross-process queue here.
 func openProcLock(path string) (*procLock, error) { return nil, nil }

@@ -109,10 +109,6 @@ func (l *procLock) acquire(ctx context.Context, timeout time.Duration) (waited b
 	return true, err
 }
 
-// errProcTimeout marks a wait for the cross-process lock that ran out of
-// busy timeout.
-var errProcTimeout = errors.New("sqlitesafe: busy timeout waiting for the cross-process writer lock")
-
 // block makes one blocking flock call and hands its outcome to whoever waits
 // for it, or releases the lock if nobody does.
 func (l *procLock) block(call *flockCall) {

@@ -140,6 +140,10 @@ type writeRequest struct {
 	err error
 }
 
+// errProcTimeout marks a wait for the cross-process lock that ran out of
+// busy timeout.
+var errProcTimeout = errors.New("sqlitesafe: busy timeout waiting for the cross-process writer lock")
+
 // maxBatch bounds a group commit, so that the first writer of a batch does
 // not wait too long for the last.
 const maxBatch = 128

@@ -6,13 +6,21 @@
 //
 // The commands are:
 //
-//	demo    run one concurrent workload on modernc.org/sqlite (defaults and
-//	        tuned) and on sqlite-safe, and compare errors, lost writes and
-//	        latency side by side
-//	help    print this help, or a command's flags with "help <command>"
+//	demo        run one concurrent workload on modernc.org/sqlite (defaults
+//	            and tuned) and on sqlite-safe, and compare errors, lost writes
+//	            and latency side by side
+//	doctor      run the "database is locked" checklist on a SQLite database
+//	            file, read-only: journal mode, -wal/-shm/-journal,
+//	            permissions, file system, free space, processes and locks,
+//	            quick_check
+//	backup      write a consistent copy of a database while it is in use
+//	checkpoint  copy a WAL database's -wal into the database file now
+//	help        print this help, or a command's flags with "help <command>"
 //
 // "sqlite-safe demo" needs no setup: it works in a temporary directory that
-// it removes at the end (unless -keep is given).
+// it removes at the end (unless -keep is given). "sqlite-safe doctor FILE"
+// never changes the database or its files; its exit status is 1 if it found
+// a problem.
 package main
 
 import (
@@ -37,6 +45,9 @@ var commands []command
 func init() {
 	commands = []command{
 		{"demo", "compare modernc.org/sqlite and sqlite-safe under a concurrent workload", runDemo},
+		{"doctor", "diagnose a SQLite database file, read-only (\"database is locked\" checklist)", runDoctor},
+		{"backup", "write a consistent copy of a database while it is in use", runBackup},
+		{"checkpoint", "copy a WAL database's -wal into the database file now", runCheckpoint},
 		{"help", "print this help, or a command's flags with \"help <command>\"", runHelp},
 	}
 }
@@ -79,7 +90,7 @@ func usage(w io.Writer) {
 	var b strings.Builder
 	b.WriteString("usage: sqlite-safe <command> [flags]\n\ncommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-6s  %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-10s  %s\n", c.name, c.summary)
 	}
 	b.WriteString("\nRun \"sqlite-safe help <command>\" for a command's flags.\n")
 	io.WriteString(w, b.String())

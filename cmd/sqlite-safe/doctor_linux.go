@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"unicode"
+)
+
+// procRoot is where the doctor reads processes and locks.
+const procRoot = "/proc"
+
+// fileIDs returns the owner, group, device and inode of fi, from stat(2).
+func fileIDs(fi fs.FileInfo) (uid, gid uint32, dev, ino uint64, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, 0, 0, false
+	}
+	return st.Uid, st.Gid, uint64(st.Dev), st.Ino, true
+}
+
+// devMajor and devMinor split a Linux dev_t (glibc's gnu_dev_major and
+// gnu_dev_minor).
+func devMajor(dev uint64) uint32 {
+	return uint32(dev&0x00000000000fff00>>8 | dev&0xfffff00000000000>>32)
+}
+
+func devMinor(dev uint64) uint32 {
+	return uint32(dev&0x00000000000000ff | dev&0x00000ffffff00000>>12)
+}
+
+// readOnlyFS reports whether dir is on a file system mounted read-only.
+func readOnlyFS(dir string) bool {
+	return errors.Is(syscall.Access(dir, 2 /* W_OK */), syscall.EROFS)
+}
+
+// target is a file the doctor looks for among open files and locks.
+type target struct {
+	role     string // roleDB, roleWAL, ...
+	path     string // absolute, without symlinks
+	dev, ino uint64 // valid if exists
+	exists   bool
+}
+
+// scanProcesses lists the processes that have one of the targets open, by
+// reading the links in /proc/*/fd. A link whose name matches but that
+// points to a deleted file counts when it is in the targets' directory. It
+// also returns the device and inode of the deleted files found (for the
+// locks), and the number of processes whose fds could not be read.
+func scanProcesses(targets []target) (procs []procFacts, deleted []target, unreadable int, err error) {
+	entries, err := os.ReadDir(procRoot)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("listing processes: %w", err)
+	}
+	byBase := map[string]target{}
+	for _, t := range targets {
+		byBase[filepath.Base(t.path)] = t
+	}
+	dir := filepath.Dir(targets[0].path)
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		fdDir := filepath.Join(procRoot, e.Name(), "fd")
+		fds, err := os.ReadDir(fdDir)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) { // a process that just exited
+				unreadable++
+			}
+			continue
+		}
+		var files []openFile
+		for _, fd := range fds {
+			link, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
+			if err != nil {
+				continue
+			}
+			name, isDeleted := strings.CutSuffix(link, " (deleted)")
+			t, ok := byBase[filepath.Base(name)]
+			if !ok {
+				continue
+			}
+			fdPath := filepath.Join(fdDir, fd.Name())
+			fi, err := os.Stat(fdPath)
+			if err != nil {
+				continue
+			}
+			_, _, dev, ino, _ := fileIDs(fi)
+			switch {
+			case isDeleted && filepath.Dir(name) == dir:
+				deleted = append(deleted, target{role: t.role, path: name, dev: dev, ino: ino, exists: true})
+			case !isDeleted && t.exists && dev == t.dev && ino == t.ino:
+			default:
+				continue // another file of the same name
+			}
+			n, _ := strconv.Atoi(fd.Name())
+			files = append(files, openFile{Role: t.role, FD: n, Access: fdAccess(pid, fd.Name()), Deleted: isDeleted})
+		}
+		if len(files) == 0 {
+			continue
+		}
+		p := procFacts{PID: pid, Command: commandLine(pid), Files: files}
+		p.UID, p.GIDs = processIDs(pid)
+		procs = append(procs, p)
+	}
+	return procs, deleted, unreadable, nil
+}
+
+// fdAccess says whether fd of pid is open read-only or read-write, from
+// the flags in /proc/PID/fdinfo/FD.
+func fdAccess(pid int, fd string) string {
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "fdinfo", fd))
+	if err != nil {
+		return ""
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+			if err != nil {
+				return ""
+			}
+			switch flags & 3 {
+			case 0:
+				return "read-only"
+			case 1:
+				return "write-only"
+			default:
+				return "read-write"
+			}
+		}
+	}
+	return ""
+}
+
+// commandLine returns the command line of pid on one line, or its name if
+// it has none, shortened to 120 characters.
+func commandLine(pid int) string {
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "cmdline"))
+	// Arguments are separated by NULs, and may hold newlines.
+	s := strings.Join(strings.FieldsFunc(string(b), func(c rune) bool { return c == 0 || unicode.IsSpace(c) }), " ")
+	if err != nil || s == "" {
+		b, _ = os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "comm"))
+		s = "[" + strings.TrimSpace(string(b)) + "]"
+	}
+	if r := []rune(s); len(r) > 120 {
+		s = string(r[:117]) + "..."
+	}
+	return s
+}
+
+// processIDs returns the effective uid and the groups (effective gid and
+// supplementary groups) of pid, from /proc/PID/status. The uid is -1 if
+// unknown.
+func processIDs(pid int) (uid int64, gids []uint32) {
+	uid = -1
+	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "status"))
+	if err != nil {
+		return uid, nil
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(val)
+		switch key {
+		case "Uid":
+			if len(fields) > 1 {
+				if n, err := strconv.ParseUint(fields[1], 10, 32); err == nil {
+					uid = int64(n)
+				}
+			}
+		case "Gid", "Groups":
+			if key == "Gid" && len(fields) > 1 {
+				fields = fields[1:2]
+			}
+			for _, g := range fields {
+				if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+					gids = append(gids, uint32(n))
+				}
+			}
+		}
+	}
+	return uid, gids
+}
+
+// readLocks returns the locks in /proc/locks on the targets (matched by
+// device and inode).
+func readLocks(targets []target) ([]lockFacts, error) {
+	f, err := os.Open(filepath.Join(procRoot, "locks"))
+	if err != nil {
+		return nil, fmt.Errorf("reading locks: %w", err)
+	}
+	defer f.Close()
+	return parseLocks(bufio.NewScanner(f), targets)
+}
+
+// parseLocks reads /proc/locks lines (see proc(5)):
+//
+//	1: POSIX  ADVISORY  WRITE 1234 fd:00:1311793 1073741825 1073741825
+//	2: -> POSIX  ADVISORY  WRITE 5678 fd:00:1311793 1073741824 1073741824
+//	3: OFDLCK ADVISORY  READ  -1 00:2d:77 128 EOF
+//
+// "->" marks a process waiting for the lock above. The device is major and
+// minor in hex, the range is inclusive.
+func parseLocks(sc *bufio.Scanner, targets []target) ([]lockFacts, error) {
+	var locks []lockFacts
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		f = f[1:] // the lock's number
+		waiting := false
+		if f[0] == "->" {
+			waiting, f = true, f[1:]
+		}
+		if len(f) < 7 {
+			continue
+		}
+		kind, typ, pidStr, id, startStr, endStr := f[0], f[2], f[3], f[4], f[5], f[6]
+		parts := strings.Split(id, ":")
+		if len(parts) != 3 {
+			continue
+		}
+		maj, err1 := strconv.ParseUint(parts[0], 16, 32)
+		minor, err2 := strconv.ParseUint(parts[1], 16, 32)
+		ino, err3 := strconv.ParseUint(parts[2], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue
+		}
+		var t *target
+		for i := range targets {
+			d := targets[i].dev
+			if targets[i].exists && targets[i].ino == ino && uint64(devMajor(d)) == maj && uint64(devMinor(d)) == minor {
+				t = &targets[i]
+				break
+			}
+		}
+		if t == nil {
+			continue
+		}
+		pid, _ := strconv.Atoi(pidStr)
+		start, _ := strconv.ParseInt(startStr, 10, 64)
+		end := int64(-1)
+		if endStr != "EOF" {
+			end, _ = strconv.ParseInt(endStr, 10, 64)
+		}
+		locks = append(locks, lockFacts{
+			PID: pid, Role: t.role, Kind: kind, Type: typ, Start: start, End: end, Waiting: waiting,
+		})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading locks: %w", err)
+	}
+	return locks, nil
+}
