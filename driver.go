@@ -1,5 +1,6 @@
 // Package sqlitesafe is a database/sql driver for SQLite that ends
-// "database is locked" inside a process.
+// "database is locked" inside a process, and makes it rare and visible
+// across processes.
 //
 //	import _ "github.com/sqlitesafe/sqlitesafe"
 //
@@ -55,6 +56,42 @@
 // state. An in-memory database (":memory:", mode=memory, vfs=memdb) is one
 // database for the whole *sql.DB, served by one SQLite connection.
 //
+// # Several processes
+//
+// The writers of every sqlite-safe process on a file also queue across
+// processes, on an exclusive flock of a side file next to the database,
+// FILE-writer.lock, taken before BEGIN IMMEDIATE and released after COMMIT
+// or ROLLBACK: a waiting process sleeps in the kernel until the lock is free
+// instead of polling in SQLite's busy handler, and a process that dies drops
+// the lock with it. The wait is bounded by the busy timeout and the caller's
+// context like the wait inside the process. _process_queue=off turns it off;
+// programs using other drivers on the same file still meet sqlite-safe's
+// writers in SQLite's busy handler.
+//
+// Before the first connection opens a file, the driver checks what SQLite
+// reports late or not at all: a database on a network or FUSE file system
+// is refused (ErrNetworkFS; _network_fs=allow opens it knowingly), a missing
+// or unwritable directory fails at once with what to do, a database file
+// the process may not write serves reads and refuses writes at once with
+// ErrReadOnly, and a -wal without its -shm (or a -shm whose -wal is gone) is
+// explained in the log. Nothing is ever deleted.
+//
+// # Diagnostics
+//
+// GetStats returns, for the file a *sql.DB is open on, the writer queue's
+// counters and latency histograms, who holds the lock now and where it took
+// it, SQLite's busy errors by code, the readers, and the -wal file's size.
+// A writer that holds the lock longer than _slow_hold (1 s) or waits longer
+// than _slow_wait (1 s) is reported once through log/slog (Config.Logger, or
+// slog.Default), with the holder's file:line.
+//
+// Checkpoint checkpoints the WAL under the writer queue; the WAL is bounded
+// by journal_size_limit (64 MiB unless _journal_size_limit says otherwise),
+// and closing the last handle of the process on a file checkpoints it.
+// Backup copies a live database without holding the writers up. Raw and
+// RawRead reach modernc.org/sqlite's own connection (backup API, Serialize,
+// hooks) safely with respect to the writer queue.
+//
 // # Context and cancellation
 //
 // A wait for the writer lock ends when the caller's context ends or when the
@@ -71,7 +108,40 @@
 // errors.As; its Code method gives the extended result code. The driver's
 // own errors are the sentinels ErrInvalidDSN (with *DSNError),
 // ErrLockTimeout (with *LockTimeoutError), ErrReaderTimeout, ErrReadOnly,
-// ErrWALUnavailable, ErrSetting and ErrClosed.
+// ErrWALUnavailable, ErrNetworkFS, ErrSetting, ErrClosed and
+// ErrNotSQLiteSafe.
+//
+// # ORMs
+//
+// Tools built on database/sql need only the driver name:
+//
+//	sqlx:  sqlx.Open("sqlite-safe", dsn)
+//	gorm:  gorm.Open(sqlite.New(sqlite.Config{DriverName: "sqlite-safe", DSN: dsn}), &gorm.Config{})
+//	bun:   bun.NewDB(sqldb, sqlitedialect.New())
+//	goose: goose.NewProvider(goose.DialectSQLite3, sqldb, fsys)
+//
+// where sqldb comes from sql.Open("sqlite-safe", dsn); goose's package-level
+// functions take goose.SetDialect("sqlite3").
+//
+// sqlx does not know the name "sqlite-safe", so it leaves '?' placeholders
+// as they are, which is what SQLite takes: Rebind, In and the Named
+// functions work, and there is no need to call sqlx.BindDriver. gorm is
+// used through gorm.io/driver/sqlite, with DriverName or with a *sql.DB in
+// Config.Conn; it builds with CGO_ENABLED=0 (its github.com/mattn/go-sqlite3
+// import is then a stub, never used). Do not import
+// github.com/glebarez/sqlite as well: it registers "sqlite", as
+// modernc.org/sqlite does, and the program panics at start.
+//
+// Their transactions (gorm's Transaction and the one around each Create,
+// bun's RunInTx, goose's migrations but NO TRANSACTION ones) are write
+// transactions: BEGIN IMMEDIATE, in the writer queue. Nested ones send
+// SAVEPOINT inside them. Their INSERT ... RETURNING runs on the writer and
+// its rows are read before Query returns. gorm's FirstOrCreate looks a row up and inserts it in two
+// statements; two goroutines can both miss it, and one then gets a UNIQUE
+// violation, as with any database: run it in db.Transaction, which makes it
+// one step, or insert with clause.OnConflict{DoNothing: true}. gorm's
+// TranslateError does not recognise modernc.org/sqlite's errors; test the
+// code instead (errors.As to *sqlite.Error, Code() 2067 for UNIQUE).
 package sqlitesafe
 
 import (

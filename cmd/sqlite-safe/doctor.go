@@ -523,7 +523,11 @@ func checkHeader(r *report) *dbHeader {
 		r.WrittenBy = fmt.Sprintf("%d.%d.%d", h.version/1000000, h.version/1000%1000, h.version%1000)
 	}
 	enc := map[uint32]string{1: "UTF-8", 2: "UTF-16le", 3: "UTF-16be"}[h.encoding]
-	detail := fmt.Sprintf("%s is a SQLite 3 database: %d pages of %d bytes (%s)", r.File, r.PageCount, h.pageSize, formatBytes(db.Size))
+	pages := "pages"
+	if r.PageCount == 1 {
+		pages = "page"
+	}
+	detail := fmt.Sprintf("%s is a SQLite 3 database: %d %s of %d bytes (%s)", r.File, r.PageCount, pages, h.pageSize, formatBytes(db.Size))
 	if enc != "" {
 		detail += ", text in " + enc
 	}
