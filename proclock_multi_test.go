@@ -1,0 +1,92 @@
+//go:build unix
+
+package sqlitesafe_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sqlitesafe/sqlitesafe"
+)
+
+func init() {
+	// holdtx: one write transaction held open for spec.Pause; it prints
+	// "holding" once it holds the write lock.
+	childRoles["holdtx"] = func(spec childSpec, db *sql.DB, res *childResult) error {
+		tx, err := db.BeginTx(context.Background(), nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if _, err := tx.Exec("INSERT INTO t(x) VALUES (1)"); err != nil {
+			return err
+		}
+		fmt.Println("holding")
+		time.Sleep(spec.Pause)
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		res.Committed = 1
+		return nil
+	}
+}
+
+// waitLine waits until the child has printed line.
+func waitLine(t *testing.T, c *child, line string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !slices.Contains(c.output(), line) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the child did not print %q: %v", line, c.output())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A writer of another process holds the lock: a wait here runs out with an
+// error that names that process, and once the process dies, even by
+// SIGKILL, the next write goes through at once.
+func TestProcessQueueHolderNamedAndFreedByDeath(t *testing.T) {
+	watchdog(t, time.Minute)
+	path := dbPath(t)
+	db := openSafe(t, path+"?_busy_timeout=300")
+	mustExec(t, db, "CREATE TABLE t(x)")
+
+	c := startChild(t, childSpec{Role: "holdtx", Driver: "sqlite-safe", DSN: path, Pause: 30 * time.Second})
+	c.waitReady(20 * time.Second)
+	waitLine(t, c, "holding")
+
+	start := time.Now()
+	_, err := db.Exec("INSERT INTO t(x) VALUES (2)")
+	if !errors.Is(err, sqlitesafe.ErrLockTimeout) {
+		t.Fatalf("a write while another process holds the lock = %v, want ErrLockTimeout", err)
+	}
+	want := fmt.Sprintf("held by a writer in another process (pid %d)", c.cmd.Process.Pid)
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "-writer.lock") {
+		t.Errorf("the error does not say %q: %v", want, err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
+		t.Errorf("the wait took %s, want about the 300ms busy timeout", d)
+	}
+	st := mustStats(t, db)
+	if st.ProcessWaits < 1 || st.LockTimeouts < 1 {
+		t.Errorf("Stats: ProcessWaits %d, LockTimeouts %d; want the wait counted", st.ProcessWaits, st.LockTimeouts)
+	}
+
+	c.kill()
+	start = time.Now()
+	if _, err := db.Exec("INSERT INTO t(x) VALUES (3)"); err != nil {
+		t.Fatalf("a write after the holder was killed: %v", err)
+	}
+	t.Logf("after SIGKILL of the holder the next write took %s", time.Since(start))
+	// The killed transaction is gone; ours are there.
+	if got := queryInt(t, db, "SELECT count(*) FROM t"); got != 1 {
+		t.Errorf("%d rows, want 1 (the killed transaction's row must not be there)", got)
+	}
+}
