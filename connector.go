@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -429,12 +430,14 @@ func acquireFile(key string, c *connector) (*fileState, error) {
 		files.m[key] = f
 	}
 	if c.procOn() && f.queue.proc == nil && filepath.IsAbs(key) {
+		// Without the lock file, writers still work: across processes
+		// they meet in SQLite's busy handler, as other drivers do. Say
+		// so, and go on.
 		l, err := openProcLock(key)
 		if err != nil {
-			if len(f.handles) == 0 {
-				delete(files.m, key)
-			}
-			return nil, err
+			c.cfg.logger().Warn("sqlitesafe: the writers of this process will not queue with other processes: "+
+				"make the lock file readable by every user of the database (chmod a+r), or set _process_queue=off to silence this",
+				slog.String("file", c.name), slog.String("error", err.Error()))
 		}
 		f.queue.proc = l
 	}

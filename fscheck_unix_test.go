@@ -239,3 +239,59 @@ func parseResult(t *testing.T, stdout string) childResult {
 	t.Fatalf("no result line in the child's output:\n%s", stdout)
 	return childResult{}
 }
+
+func init() {
+	// write1: one insert, reported as committed.
+	childRoles["write1"] = func(spec childSpec, db *sql.DB, res *childResult) error {
+		if _, err := db.Exec("INSERT INTO t VALUES (7)"); err != nil {
+			return err
+		}
+		res.Committed = 1
+		return nil
+	}
+}
+
+// A lock file the process cannot open (left by another user with a strict
+// umask) does not stop it from writing: it warns, and writes without the
+// cross-process queue. A lock file this driver creates is readable by all.
+func TestUnreadableLockFile(t *testing.T) {
+	watchdog(t, time.Minute)
+	dir := otherUserDir(t, true)
+	path := filepath.Join(dir, "app.db")
+	old := syscall.Umask(0o077) // a strict umask, as some cron setups have
+	db := openSafe(t, path)
+	mustExec(t, db, "CREATE TABLE t(x)")
+	syscall.Umask(old)
+	fi, err := os.Stat(path + "-writer.lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o644 {
+		t.Errorf("the lock file is %s, want -rw-r--r-- whatever the umask", fi.Mode().Perm())
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path+"-writer.lock", 0o000); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := runUnprivileged(t, childSpec{Role: "write1", Driver: "sqlite-safe", DSN: path})
+	if err != nil {
+		t.Fatalf("the child could not write: %v\n%s\n%s", err, stdout, stderr)
+	}
+	if res := parseResult(t, stdout); res.Committed != 1 {
+		t.Fatalf("the child committed %d", res.Committed)
+	}
+	for _, want := range []string{"will not queue with other processes", "writer.lock", "chmod a+r"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("the warning does not say %q:\n%s", want, stderr)
+		}
+	}
+	db = openSafe(t, path)
+	if n := queryInt(t, db, "SELECT count(*) FROM t WHERE x = 7"); n != 1 {
+		t.Errorf("%d rows from the child, want 1", n)
+	}
+}

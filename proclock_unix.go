@@ -48,12 +48,21 @@ const procLockSuffix = "-writer.lock"
 // openProcLock opens (creating) the side file of the database at path. The
 // file is opened read-only: flock needs no write access, so a process that
 // may only read the directory's existing lock file still queues.
+//
+// The file is made readable by everyone whatever the umask (it is empty):
+// it outlives the process, and a lock file that only the user who happened
+// to create it could open would keep every other user's processes out of
+// the queue.
 func openProcLock(path string) (*procLock, error) {
 	name := path + procLockSuffix
-	f, err := os.OpenFile(name, os.O_RDONLY|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(name, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err == nil {
+		f.Chmod(0o644)
+	} else if errors.Is(err, os.ErrExist) {
+		f, err = os.OpenFile(name, os.O_RDONLY, 0)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlitesafe: open the cross-process writer lock %s: %w "+
-			"(the directory must be writable, or turn the process queue off with _process_queue=off)", name, err)
+		return nil, fmt.Errorf("sqlitesafe: open the cross-process writer lock %s: %w", name, err)
 	}
 	return &procLock{path: name, f: f}, nil
 }
