@@ -54,9 +54,14 @@ func (c *connector) procOn() bool {
 	return !c.cfg.DisableProcessQueue && c.queueOn() && !c.memory
 }
 
-// holderHere describes the caller as a holder of the writer lock.
+// holderHere describes the caller as a holder of the writer lock. Opening
+// and closing a handle do not queue with other processes: they write nothing
+// another process must wait for (SQLite's own locks cover setting the
+// journal mode, and the checkpoint on close does not wait), and a close must
+// not fail because another process is writing.
 func (c *connector) holderHere(kind holdKind) holder {
-	return holder{kind: kind, since: time.Now(), site: captureSite(), c: c, proc: c.procOn()}
+	proc := c.procOn() && kind != holdOpen && kind != holdClose
+	return holder{kind: kind, since: time.Now(), site: captureSite(), c: c, proc: proc}
 }
 
 // ExecContext implements driver.ExecerContext.

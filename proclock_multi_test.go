@@ -79,6 +79,16 @@ func TestProcessQueueHolderNamedAndFreedByDeath(t *testing.T) {
 		t.Errorf("Stats: ProcessWaits %d, LockTimeouts %d; want the wait counted", st.ProcessWaits, st.LockTimeouts)
 	}
 
+	// Opening and closing a handle do not queue behind the other process:
+	// a close that did would fail after the busy timeout.
+	db2 := openSafe(t, path+"?_busy_timeout=300")
+	if n := queryInt(t, db2, "SELECT count(*) FROM t"); n != 0 {
+		t.Errorf("a new handle reads %d rows, want 0", n)
+	}
+	if err := db2.Close(); err != nil {
+		t.Errorf("closing a handle while another process writes: %v", err)
+	}
+
 	c.kill()
 	start = time.Now()
 	if _, err := db.Exec("INSERT INTO t(x) VALUES (3)"); err != nil {
