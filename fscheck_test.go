@@ -1,11 +1,8 @@
 package sqlitesafe_test
 
 import (
-	"bytes"
 	"crypto/sha256"
-	"database/sql"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,14 +43,8 @@ func TestOpenNetworkFSRefused(t *testing.T) {
 	}
 
 	// Allowed knowingly: it opens, with a warning.
-	var logs bytes.Buffer
-	c, err := sqlitesafe.NewConnector(&sqlitesafe.Config{Path: path, AllowNetworkFS: true,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
-	defer db.Close()
+	logs := &syncBuffer{}
+	db := openLogged(t, logs, &sqlitesafe.Config{Path: path, AllowNetworkFS: true})
 	mustExec(t, db, "CREATE TABLE t(x)", "INSERT INTO t VALUES (1)")
 	if got := logs.String(); !strings.Contains(got, "network or FUSE file system") || !strings.Contains(got, "fs=nfs4") {
 		t.Errorf("no warning for an allowed network file system; log: %q", got)
@@ -124,13 +115,8 @@ func TestWALWithoutSHMExplained(t *testing.T) {
 	os.WriteFile(path, dbb, 0o644)
 	os.WriteFile(path+"-wal", wal, 0o644)
 
-	var logs bytes.Buffer
-	c, err := sqlitesafe.NewConnector(&sqlitesafe.Config{Path: path, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
-	defer db.Close()
+	logs := &syncBuffer{}
+	db := openLogged(t, logs, &sqlitesafe.Config{Path: path})
 	if n := queryInt(t, db, "SELECT count(*) FROM t"); n != 50 {
 		t.Fatalf("%d rows, want the 50 in the -wal", n)
 	}
@@ -144,20 +130,15 @@ func TestWALWithoutSHMExplained(t *testing.T) {
 
 // A -shm whose -wal is gone (deleted by hand, or not copied) recorded
 // committed transactions that are now lost: the error log says so, and what
-// to do; the rows that were checkpointed are still there.
+// to do, and the -shm is left where it is.
 func TestSHMWithoutWALExplained(t *testing.T) {
 	dbb, _, shm := walWithFrames(t, 50)
 	path := dbPath(t)
 	os.WriteFile(path, dbb, 0o644)
 	os.WriteFile(path+"-shm", shm, 0o644)
 
-	var logs bytes.Buffer
-	c, err := sqlitesafe.NewConnector(&sqlitesafe.Config{Path: path, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
-	defer db.Close()
+	logs := &syncBuffer{}
+	db := openLogged(t, logs, &sqlitesafe.Config{Path: path})
 	if err := db.Ping(); err != nil {
 		t.Fatal(err)
 	}
