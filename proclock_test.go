@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -123,5 +124,58 @@ func TestLockHolders(t *testing.T) {
 	dev := uint64(0xfd<<8 | 0x01)
 	if got := lockHolders(locks, dev, 1234); len(got) != 1 || got[0] != 4242 {
 		t.Errorf("holders = %v, want [4242] (not the blocked waiter 4343, not the other device's 88)", got)
+	}
+}
+
+// A process that has had the lock for a whole fairSlice steps aside once
+// when another process waits, and only then.
+func TestProcLockYieldsToWaiters(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the waiting flag needs Linux's open file description locks")
+	}
+	a, b := twoProcLocks(t)
+	ctx := context.Background()
+	if _, err := a.acquire(ctx, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	yield := func(streak time.Duration) bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.streak = time.Now().Add(-streak)
+		return a.yieldFirst()
+	}
+	if yield(2 * fairSlice) {
+		t.Error("a yields with nobody waiting")
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := b.acquire(ctx, 5*time.Second)
+		got <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		b.mu.Lock()
+		waiting := b.inflight != nil
+		b.mu.Unlock()
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b never waited")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if yield(fairSlice / 2) {
+		t.Error("a yields before its slice is over")
+	}
+	if !yield(2 * fairSlice) {
+		t.Error("a does not yield after a whole slice while b waits")
+	}
+	a.release()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	b.release()
+	if yield(2 * fairSlice) {
+		t.Error("a yields after b stopped waiting")
 	}
 }

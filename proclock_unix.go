@@ -32,7 +32,24 @@ type procLock struct {
 	inflight *flockCall // a blocking flock in progress, or nil
 	held     bool
 	closing  bool // close was called while a call was in flight
+
+	// streak is when this process's current run of turns began: the last
+	// time it had to wait for another process, or last stepped aside.
+	streak time.Time
 }
+
+// fairSlice and handoffYield make the lock fairer than flock(2) is. flock
+// hands the lock to nobody in particular: the kernel wakes the waiters, and
+// a process that writes back to back takes the lock again before they run,
+// turn after turn. So a process whose run of turns has lasted fairSlice
+// while another process waits (a waiting flag, see setWaiting) first sleeps
+// handoffYield, once, letting a woken process take its turn. Processes that
+// take turns anyway, and a process alone, never sleep; the check costs one
+// fcntl per fairSlice.
+const (
+	fairSlice    = 10 * time.Millisecond
+	handoffYield = 100 * time.Microsecond
+)
 
 // flockCall is one blocking flock call.
 type flockCall struct {
@@ -75,6 +92,17 @@ func (l *procLock) acquire(ctx context.Context, timeout time.Duration) (waited b
 		l.mu.Unlock()
 		panic("sqlitesafe: cross-process writer lock acquired twice")
 	}
+	if l.inflight == nil && l.yieldFirst() {
+		l.mu.Unlock()
+		t := time.NewTimer(handoffYield)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return true, ctx.Err()
+		case <-t.C:
+		}
+		l.mu.Lock()
+	}
 	call := l.inflight
 	if call == nil {
 		err := flock(l.f, syscall.LOCK_EX|syscall.LOCK_NB)
@@ -89,6 +117,7 @@ func (l *procLock) acquire(ctx context.Context, timeout time.Duration) (waited b
 		}
 		call = &flockCall{done: make(chan struct{})}
 		l.inflight = call
+		setWaiting(l.f, true)
 		go l.block(call)
 	}
 	call.wanted = true
@@ -122,6 +151,7 @@ func (l *procLock) acquire(ctx context.Context, timeout time.Duration) (waited b
 // for it, or releases the lock if nobody does.
 func (l *procLock) block(call *flockCall) {
 	err := flock(l.f, syscall.LOCK_EX)
+	setWaiting(l.f, false)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	call.err = err
@@ -132,6 +162,7 @@ func (l *procLock) block(call *flockCall) {
 		call.err = fmt.Errorf("sqlitesafe: flock %s: %w", l.path, err)
 	case call.wanted:
 		l.held = true
+		l.streak = time.Now()
 	default:
 		flock(l.f, syscall.LOCK_UN)
 	}
@@ -155,6 +186,22 @@ func (l *procLock) releaseLocked() {
 	}
 	l.held = false
 	flock(l.f, syscall.LOCK_UN)
+}
+
+// yieldFirst reports whether to let another process go first: this
+// process's run of turns has lasted fairSlice and another one is waiting.
+// Either way a new run begins. l.mu is held.
+func (l *procLock) yieldFirst() bool {
+	now := time.Now()
+	if l.streak.IsZero() {
+		l.streak = now
+		return false
+	}
+	if now.Sub(l.streak) < fairSlice {
+		return false
+	}
+	l.streak = now
+	return othersWaiting(l.f)
 }
 
 // close closes the side file, which drops the lock if held. The file itself
