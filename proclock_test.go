@@ -120,10 +120,11 @@ func TestLockHolders(t *testing.T) {
 1: -> FLOCK  ADVISORY  WRITE 4343 fd:01:1234 0 EOF
 2: POSIX  ADVISORY  READ 77 fd:01:999 128 128
 3: FLOCK  ADVISORY  WRITE 88 08:02:1234 0 EOF
+4: OFDLCK ADVISORY  READ  -1 fd:01:1234 0 0
 `
 	dev := uint64(0xfd<<8 | 0x01)
 	if got := lockHolders(locks, dev, 1234); len(got) != 1 || got[0] != 4242 {
-		t.Errorf("holders = %v, want [4242] (not the blocked waiter 4343, not the other device's 88)", got)
+		t.Errorf("holders = %v, want [4242] (not the blocked waiter 4343, not the other device's 88, not a waiting flag)", got)
 	}
 }
 

@@ -253,7 +253,9 @@ func lockHolders(locks string, dev, ino uint64) []int {
 		f := strings.Fields(line)
 		// "1: FLOCK ADVISORY WRITE 1234 fd:01:5678 0 EOF"; a blocked
 		// waiter has "->" after the number.
-		if len(f) < 8 || f[1] == "->" {
+		if len(f) < 8 || f[1] != "FLOCK" {
+			// Only granted flocks hold the queue: not a blocked
+			// waiter ("->"), not the waiting flags (OFD locks).
 			continue
 		}
 		id := strings.Split(f[5], ":")
@@ -267,7 +269,7 @@ func lockHolders(locks string, dev, ino uint64) []int {
 		if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
 			continue
 		}
-		if ma == major && mi == minor && in == ino && pid != os.Getpid() {
+		if ma == major && mi == minor && in == ino && pid > 0 && pid != os.Getpid() {
 			pids = append(pids, pid)
 		}
 	}
