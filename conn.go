@@ -5,7 +5,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // conn is the connection a *sql.DB sees: a logical connection that owns no
@@ -35,33 +34,12 @@ var (
 	_ driver.Validator          = (*conn)(nil)
 )
 
-// txState is an open transaction: where it runs and what it holds.
-type txState struct {
-	ph        *phys
-	locked    bool      // holds the file's writer queue
-	reader    bool      // ph is borrowed from the reader pool
-	readOnly  bool      // begun with TxOptions.ReadOnly
-	queryOnly bool      // PRAGMA query_only was set for it and must be reset
-	text      bool      // begun by SQL text (BEGIN, SAVEPOINT), not BeginTx
-	dtx       driver.Tx // modernc.org/sqlite's transaction, for BeginTx ones
-}
-
 // queueOn reports whether writes take the writer queue.
 func (c *connector) queueOn() bool { return !c.cfg.DisableWriterQueue && !c.readOnly }
 
 // procOn reports whether writers also take the cross-process lock.
 func (c *connector) procOn() bool {
 	return !c.cfg.DisableProcessQueue && c.queueOn() && !c.memory
-}
-
-// holderHere describes the caller as a holder of the writer lock. Opening
-// and closing a handle do not queue with other processes: they write nothing
-// another process must wait for (SQLite's own locks cover setting the
-// journal mode, and the checkpoint on close does not wait), and a close must
-// not fail because another process is writing.
-func (c *connector) holderHere(kind holdKind) holder {
-	proc := c.procOn() && kind != holdOpen && kind != holdClose
-	return holder{kind: kind, since: time.Now(), site: captureSite(), c: c, proc: proc}
 }
 
 // ExecContext implements driver.ExecerContext.
@@ -327,207 +305,6 @@ func (c *conn) queryInTx(ctx context.Context, query string, info *stmtInfo, args
 	return &connRows{inner: rows, cs: cs}, nil
 }
 
-// checkTextTx asks SQLite whether a transaction begun by SQL text is still
-// open, and ends it on our side if not: COMMIT, ROLLBACK, the RELEASE of the
-// outermost savepoint, or an error that rolled it back.
-func (c *conn) checkTextTx() {
-	in, err := c.tx.ph.inTx()
-	if err != nil || !in {
-		c.endTx(false)
-	}
-}
-
-// execTxControl runs transaction control sent as SQL outside a transaction:
-// BEGIN (made BEGIN IMMEDIATE), SAVEPOINT, or a script holding them. It takes
-// the writer lock first; if a transaction is open afterwards, the lock stays
-// with it until it ends.
-func (c *conn) execTxControl(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Result, error) {
-	t, err := c.writeTarget(ctx, holdTextTx)
-	if err != nil {
-		return nil, err
-	}
-	if info.flags&flagBegin != 0 {
-		query = info.withBegin(query, c.c.cfg.txLock())
-	}
-	c.tx = t
-	t.text = true
-	res, err := t.ph.exec(ctx, query, info, args)
-	c.checkTextTx()
-	return res, c.c.readOnlyError(err)
-}
-
-// writeTarget picks the connection a write transaction runs on and takes
-// what it needs: the writer queue, or a reader on a read-only handle.
-func (c *conn) writeTarget(ctx context.Context, kind holdKind) (*txState, error) {
-	t := &txState{}
-	switch {
-	case c.c.readOnly && !c.pinned:
-		r, err := c.c.readers.get(ctx)
-		if err != nil {
-			return nil, err
-		}
-		t.ph, t.reader = r, true
-		return t, nil
-	case c.c.memory || (!c.pinned && c.c.queueOn()):
-		q := &c.c.file.queue
-		if err := q.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(kind)); err != nil {
-			return nil, err
-		}
-		w, err := c.c.sharedWriter(ctx)
-		if err != nil {
-			q.unlock()
-			return nil, err
-		}
-		t.ph, t.locked = w, true
-		return t, nil
-	}
-	own, err := c.ownPhys(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if c.c.queueOn() {
-		if err := c.c.file.queue.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(kind)); err != nil {
-			return nil, err
-		}
-		t.locked = true
-	}
-	t.ph = own
-	return t, nil
-}
-
-// release gives back what a transaction held.
-func (c *conn) release(t *txState) {
-	switch {
-	case t.reader:
-		c.c.readers.put(t.ph)
-	case t.locked:
-		if t.ph == c.c.writer {
-			c.c.checkWriter(t.ph)
-		}
-		c.c.file.queue.unlock()
-	}
-}
-
-// BeginTx implements driver.ConnBeginTx. A write transaction takes the
-// writer lock (waiting in the queue, bounded by ctx and the busy timeout)
-// and begins with BEGIN IMMEDIATE; it holds the lock until Commit or
-// Rollback. A read-only transaction runs on a reader and never waits for the
-// writer.
-func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	if c.closed {
-		return nil, driver.ErrBadConn
-	}
-	if c.tx != nil {
-		return nil, errors.New("sqlitesafe: a transaction is already open on this connection")
-	}
-	var t *txState
-	var err error
-	if opts.ReadOnly {
-		t, err = c.readTarget(ctx)
-	} else {
-		t, err = c.writeTarget(ctx, holdTx)
-	}
-	if err != nil {
-		return nil, err
-	}
-	dtx, err := t.ph.beginner.BeginTx(ctx, driver.TxOptions{ReadOnly: opts.ReadOnly || c.c.readOnly})
-	if err != nil {
-		t.ph.ensureNoTx()
-		c.release(t)
-		return nil, err
-	}
-	t.dtx = dtx
-	t.readOnly = opts.ReadOnly
-	c.tx = t
-	if opts.ReadOnly && !t.reader {
-		// A read-write connection: make it refuse writes for now.
-		if err := t.ph.run(ctx, "PRAGMA query_only = 1"); err != nil {
-			c.endTx(true)
-			return nil, err
-		}
-		t.queryOnly = true
-	}
-	return &tx{c: c}, nil
-}
-
-// readTarget picks the connection a read-only transaction runs on.
-func (c *conn) readTarget(ctx context.Context) (*txState, error) {
-	switch {
-	case c.c.memory:
-		return c.writeTarget(ctx, holdTx)
-	case c.pinned:
-		own, err := c.ownPhys(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return &txState{ph: own}, nil
-	}
-	r, err := c.c.readers.get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &txState{ph: r, reader: true}, nil
-}
-
-// endTx forgets the open transaction and releases what it held. check makes
-// sure first that SQLite is out of the transaction too (after a failed
-// COMMIT, say), rolling back what is left.
-func (c *conn) endTx(check bool) {
-	t := c.tx
-	c.tx = nil
-	defer c.release(t)
-	if t.queryOnly && !c.c.cfg.QueryOnly {
-		if err := t.ph.run(context.Background(), "PRAGMA query_only = 0"); err != nil {
-			t.ph.broken = true
-		}
-	}
-	if check {
-		t.ph.ensureNoTx()
-	}
-}
-
-// tx is a transaction begun with BeginTx.
-type tx struct {
-	c *conn
-}
-
-// Commit implements driver.Tx. Whatever COMMIT returns, the writer lock is
-// released and the connection is out of the transaction afterwards.
-func (t *tx) Commit() error {
-	st := t.c.tx
-	if st == nil || st.dtx == nil {
-		return errors.New("sqlitesafe: commit: the transaction has already ended")
-	}
-	err := st.dtx.Commit()
-	t.c.endTx(err != nil)
-	return t.c.c.readOnlyError(err)
-}
-
-// Rollback implements driver.Tx.
-func (t *tx) Rollback() error {
-	st := t.c.tx
-	if st == nil || st.dtx == nil {
-		return errors.New("sqlitesafe: rollback: the transaction has already ended")
-	}
-	err := st.dtx.Rollback()
-	t.c.endTx(err != nil)
-	return err
-}
-
-// rollbackOpen rolls back a transaction still open when the connection is
-// closed or handed back to the pool.
-func (c *conn) rollbackOpen() {
-	if c.tx == nil {
-		return
-	}
-	if c.tx.dtx != nil {
-		c.tx.dtx.Rollback()
-	} else {
-		c.tx.ph.run(context.Background(), "ROLLBACK")
-	}
-	c.endTx(true)
-}
-
 // PrepareContext implements driver.ConnPrepareContext. The statement is
 // checked by preparing it where it would run now; each execution is routed
 // afresh, and every SQLite connection keeps its own prepared copy.
@@ -649,64 +426,6 @@ func (c *connector) readOnlyError(err error) error {
 func (c *connector) checkWriter(w *phys) {
 	if v, ok := w.conn.(driver.Validator); ok && !v.IsValid() {
 		w.broken = true
-	}
-}
-
-// runBatch runs a batch of autocommit writes on the shared writer; the
-// caller holds the writer queue. A batch of more than one write is a group
-// commit: one transaction, each write keeping its own result and error.
-func (c *connector) runBatch(batch []*writeRequest) {
-	// Reopening a broken writer is the handle's business, not one
-	// caller's: no caller's context may fail the others' writes.
-	w, err := c.sharedWriter(context.Background())
-	if err != nil {
-		for _, r := range batch {
-			r.err = err
-		}
-		return
-	}
-	defer c.checkWriter(w)
-	if len(batch) == 1 {
-		r := batch[0]
-		c.beforeWrite(r.info)
-		r.res, r.err = w.exec(r.ctx, r.query, r.info, r.args)
-		return
-	}
-	if err := w.run(context.Background(), "BEGIN IMMEDIATE"); err != nil {
-		err = fmt.Errorf("sqlitesafe: begin a group commit on %s: %w", c.name, err)
-		for _, r := range batch {
-			r.err = err
-		}
-		return
-	}
-	for i, r := range batch {
-		r.res, r.err = w.exec(r.ctx, r.query, r.info, r.args)
-		if r.err == nil {
-			continue
-		}
-		if in, err := w.inTx(); err == nil && in {
-			continue // the statement failed alone; the others stand
-		}
-		// The error rolled back the whole transaction (ON CONFLICT
-		// ROLLBACK, RAISE(ROLLBACK), an I/O error): the writes before it
-		// are gone. Run them again, and the rest, each on its own.
-		w.ensureNoTx()
-		runAlone(w, batch[:i])
-		runAlone(w, batch[i+1:])
-		return
-	}
-	if err := w.run(context.Background(), "COMMIT"); err != nil {
-		// Nothing is committed (a deferred foreign key failed, say): run
-		// each write on its own, so that each gets its own outcome.
-		w.ensureNoTx()
-		runAlone(w, batch)
-	}
-}
-
-// runAlone runs each request as its own autocommit statement.
-func runAlone(w *phys, batch []*writeRequest) {
-	for _, r := range batch {
-		r.res, r.err = w.exec(r.ctx, r.query, r.info, r.args)
 	}
 }
 

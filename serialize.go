@@ -5,10 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,66 +44,6 @@ type writeQueue struct {
 	// in nanoseconds; 0 while there is no monitor.
 	tick        atomic.Int64
 	monitorStop chan struct{}
-}
-
-// holdKind says what holds the writer lock, for messages.
-type holdKind uint8
-
-const (
-	holdExec       holdKind = iota // an autocommit Exec, alone
-	holdBatch                      // a group commit of autocommit writes
-	holdQuery                      // a write through Query, until its rows are closed
-	holdTx                         // a transaction begun with BeginTx
-	holdTextTx                     // a transaction begun by SQL text (BEGIN, SAVEPOINT)
-	holdOpen                       // opening the database and setting it up
-	holdClose                      // closing the handle's writer connection
-	holdSession                    // a write on a connection pinned by connection-local state
-	holdCheckpoint                 // a checkpoint
-	holdRaw                        // a caller using the SQLite connection directly
-)
-
-// isWrite reports whether a hold of this kind counts as a write in Stats.
-func (k holdKind) isWrite() bool {
-	switch k {
-	case holdExec, holdBatch, holdQuery, holdTx, holdTextTx, holdSession, holdRaw:
-		return true
-	}
-	return false
-}
-
-func (k holdKind) String() string {
-	switch k {
-	case holdExec:
-		return "an Exec"
-	case holdBatch:
-		return "a group commit of Execs"
-	case holdQuery:
-		return "a writing Query whose rows are not closed yet"
-	case holdTx:
-		return "a transaction begun"
-	case holdTextTx:
-		return "a transaction begun by SQL text"
-	case holdOpen:
-		return "opening the database"
-	case holdClose:
-		return "closing the database"
-	case holdSession:
-		return "a write on a pinned connection"
-	case holdCheckpoint:
-		return "a checkpoint"
-	case holdRaw:
-		return "a caller using the SQLite connection directly (sqlitesafe.Raw)"
-	}
-	return "a writer"
-}
-
-// holder is the bookkeeping of the current holder of the lock.
-type holder struct {
-	kind  holdKind
-	since time.Time
-	site  callSite
-	c     *connector // the handle, for warnings; nil in tests of the queue
-	proc  bool       // take the cross-process lock too
 }
 
 // waiter is one caller waiting in the queue.
@@ -402,73 +339,60 @@ func (q *writeQueue) snapshot() (held bool, h holder, waiting int) {
 	return q.held, q.holder, len(q.waiters)
 }
 
-// maxSitePCs bounds the stack recorded for a holder: deep enough to climb out
-// of database/sql and an ORM into the caller's code.
-const maxSitePCs = 32
-
-// callSite is where a holder took the lock: the program counters of its
-// stack, turned into file:line only when a message needs it.
-type callSite struct {
-	pcs [maxSitePCs]uintptr
-	n   int
-}
-
-// captureSite records the stack of its caller's caller.
-func captureSite() callSite {
-	var s callSite
-	s.n = runtime.Callers(3, s.pcs[:])
-	return s
-}
-
-// infrastructure lists the packages whose frames are not the caller's code.
-var infrastructure = []string{
-	"runtime.",
-	"database/sql.",
-	"github.com/sqlitesafe/sqlitesafe.",
-	"github.com/jmoiron/sqlx.",
-	"gorm.io/",
-	"github.com/uptrace/bun",
-	"github.com/pressly/goose",
-}
-
-// String returns "dir/file.go:line" of the first frame outside database/sql,
-// this package and the data libraries built on them (a test file counts as
-// the caller's code), or "" if none is known.
-func (s *callSite) String() string {
-	if s.n == 0 {
-		return ""
-	}
-	frames := runtime.CallersFrames(s.pcs[:s.n])
-	var last runtime.Frame
-	for {
-		f, more := frames.Next()
-		if f.Function != "" && !strings.HasPrefix(f.Function, "runtime.") {
-			last = f
-			if !isInfrastructure(f.Function) || strings.HasSuffix(f.File, "_test.go") {
-				return shortFile(f.File) + ":" + strconv.Itoa(f.Line)
-			}
+// runBatch runs a batch of autocommit writes on the shared writer; the
+// caller holds the writer queue. A batch of more than one write is a group
+// commit: one transaction, each write keeping its own result and error.
+func (c *connector) runBatch(batch []*writeRequest) {
+	// Reopening a broken writer is the handle's business, not one
+	// caller's: no caller's context may fail the others' writes.
+	w, err := c.sharedWriter(context.Background())
+	if err != nil {
+		for _, r := range batch {
+			r.err = err
 		}
-		if !more {
-			break
+		return
+	}
+	defer c.checkWriter(w)
+	if len(batch) == 1 {
+		r := batch[0]
+		c.beforeWrite(r.info)
+		r.res, r.err = w.exec(r.ctx, r.query, r.info, r.args)
+		return
+	}
+	if err := w.run(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		err = fmt.Errorf("sqlitesafe: begin a group commit on %s: %w", c.name, err)
+		for _, r := range batch {
+			r.err = err
 		}
+		return
 	}
-	if last.File == "" {
-		return ""
+	for i, r := range batch {
+		r.res, r.err = w.exec(r.ctx, r.query, r.info, r.args)
+		if r.err == nil {
+			continue
+		}
+		if in, err := w.inTx(); err == nil && in {
+			continue // the statement failed alone; the others stand
+		}
+		// The error rolled back the whole transaction (ON CONFLICT
+		// ROLLBACK, RAISE(ROLLBACK), an I/O error): the writes before it
+		// are gone. Run them again, and the rest, each on its own.
+		w.ensureNoTx()
+		runAlone(w, batch[:i])
+		runAlone(w, batch[i+1:])
+		return
 	}
-	return shortFile(last.File) + ":" + strconv.Itoa(last.Line)
+	if err := w.run(context.Background(), "COMMIT"); err != nil {
+		// Nothing is committed (a deferred foreign key failed, say): run
+		// each write on its own, so that each gets its own outcome.
+		w.ensureNoTx()
+		runAlone(w, batch)
+	}
 }
 
-func isInfrastructure(fn string) bool {
-	for _, p := range infrastructure {
-		if strings.HasPrefix(fn, p) {
-			return true
-		}
+// runAlone runs each request as its own autocommit statement.
+func runAlone(w *phys, batch []*writeRequest) {
+	for _, r := range batch {
+		r.res, r.err = w.exec(r.ctx, r.query, r.info, r.args)
 	}
-	return false
-}
-
-// shortFile keeps the last directory and the file name of path.
-func shortFile(path string) string {
-	dir, file := filepath.Split(path)
-	return filepath.Join(filepath.Base(dir), file)
 }

@@ -1,0 +1,168 @@
+package sqlitesafe
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// readerPool keeps a handle's read-only connections.
+type readerPool struct {
+	c       *connector
+	mu      sync.Mutex
+	idle    []*phys
+	open    int
+	max     int // 0: no cap
+	maxIdle int
+	waiters []chan *phys // FIFO; a nil send means "a slot is free, open one"
+	closed  bool
+}
+
+// get returns a reader, opening one if the cap allows, else waiting for one
+// to be put back (bounded by ctx and the busy timeout).
+func (rp *readerPool) get(ctx context.Context) (*phys, error) {
+	for {
+		rp.mu.Lock()
+		if rp.closed {
+			rp.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if n := len(rp.idle); n > 0 {
+			p := rp.idle[n-1]
+			rp.idle = rp.idle[:n-1]
+			rp.mu.Unlock()
+			return p, nil
+		}
+		if rp.max == 0 || rp.open < rp.max {
+			rp.open++
+			rp.mu.Unlock()
+			p, err := rp.c.openReader(ctx)
+			if err != nil {
+				rp.mu.Lock()
+				rp.open--
+				rp.wakeLocked()
+				rp.mu.Unlock()
+				return nil, err
+			}
+			return p, nil
+		}
+		ch := make(chan *phys, 1)
+		rp.waiters = append(rp.waiters, ch)
+		rp.mu.Unlock()
+		p, err := rp.wait(ctx, ch)
+		if err != nil {
+			return nil, err
+		}
+		if p != nil {
+			return p, nil
+		}
+	}
+}
+
+func (rp *readerPool) wait(ctx context.Context, ch chan *phys) (*phys, error) {
+	start := time.Now()
+	timeout := rp.c.cfg.busyTimeout()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var cause error
+	select {
+	case p := <-ch:
+		return p, nil
+	case <-ctx.Done():
+		cause = ctx.Err()
+	case <-timer.C:
+		cause = ErrReaderTimeout
+	}
+	rp.mu.Lock()
+	removed := false
+	for i, w := range rp.waiters {
+		if w == ch {
+			rp.waiters = append(rp.waiters[:i], rp.waiters[i+1:]...)
+			removed = true
+			break
+		}
+	}
+	rp.mu.Unlock()
+	if !removed {
+		// Served as the wait ran out: give it back.
+		if p := <-ch; p != nil {
+			rp.put(p)
+		} else {
+			rp.mu.Lock()
+			rp.wakeLocked()
+			rp.mu.Unlock()
+		}
+	}
+	return nil, fmt.Errorf("sqlitesafe: waited %s for a free reader connection on %s: all %d that _max_readers allows are in use "+
+		"(raise _max_readers, or close rows sooner): %w", round(time.Since(start)), rp.c.name, rp.max, cause)
+}
+
+// wakeLocked tells the first waiter that a slot is free.
+func (rp *readerPool) wakeLocked() {
+	if len(rp.waiters) > 0 {
+		ch := rp.waiters[0]
+		rp.waiters = rp.waiters[1:]
+		ch <- nil
+	}
+}
+
+// put gives a reader back.
+func (rp *readerPool) put(p *phys) {
+	if !p.broken {
+		if v, ok := p.conn.(driver.Validator); ok && !v.IsValid() {
+			p.broken = true
+		}
+	}
+	rp.mu.Lock()
+	if p.broken || rp.closed {
+		rp.open--
+		rp.wakeLocked()
+		rp.mu.Unlock()
+		p.close()
+		return
+	}
+	if len(rp.waiters) > 0 {
+		ch := rp.waiters[0]
+		rp.waiters = rp.waiters[1:]
+		ch <- p
+		rp.mu.Unlock()
+		return
+	}
+	if len(rp.idle) >= rp.maxIdle {
+		rp.open--
+		rp.mu.Unlock()
+		p.close()
+		return
+	}
+	rp.idle = append(rp.idle, p)
+	rp.mu.Unlock()
+}
+
+// counts returns the number of readers open and idle.
+func (rp *readerPool) counts() (open, idle int) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.open, len(rp.idle)
+}
+
+// close closes the idle readers; the ones in use are closed when put back.
+func (rp *readerPool) close() {
+	rp.mu.Lock()
+	rp.closed = true
+	rp.mu.Unlock()
+	rp.closeIdle()
+}
+
+// closeIdle closes the idle readers.
+func (rp *readerPool) closeIdle() {
+	rp.mu.Lock()
+	idle := rp.idle
+	rp.idle = nil
+	rp.open -= len(idle)
+	rp.mu.Unlock()
+	for _, p := range idle {
+		p.close()
+	}
+}
