@@ -3,7 +3,6 @@ package sqlitesafe
 import (
 	"context"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 )
 
@@ -44,151 +43,151 @@ func (c *connector) procOn() bool {
 
 // ExecContext implements driver.ExecerContext.
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	return c.exec(ctx, query, classify(query), args)
+	res, _, err := c.do(call{ctx: ctx, query: query, info: classify(query), args: args})
+	return res, err
 }
 
 // QueryContext implements driver.QueryerContext.
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return c.query(ctx, query, classify(query), args)
+	_, rows, err := c.do(call{ctx: ctx, query: query, info: classify(query), args: args, rows: true})
+	return rows, err
 }
 
-func (c *conn) exec(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Result, error) {
-	if c.closed {
-		return nil, driver.ErrBadConn
+// call is one Exec or Query: the statement, its classification and its
+// arguments. Exec and Query take the same routes; they differ only in what
+// they return.
+type call struct {
+	ctx   context.Context
+	query string
+	info  *stmtInfo
+	args  []driver.NamedValue
+	rows  bool // a Query: the caller wants rows, not a result
+}
+
+// on runs the call on p: an Exec's result, or a Query's rows and the cached
+// statement they come from (marked in use until the rows are closed).
+func (op *call) on(p *phys) (driver.Result, driver.Rows, *cachedStmt, error) {
+	if op.rows {
+		rows, cs, err := p.query(op.ctx, op.query, op.info, op.args)
+		return nil, rows, cs, err
 	}
-	f := info.flags
+	res, err := p.exec(op.ctx, op.query, op.info, op.args)
+	return res, nil, nil, err
+}
+
+// target is where a statement runs.
+type target uint8
+
+const (
+	toTx        target = iota // the open transaction's connection
+	toTxControl               // BEGIN or SAVEPOINT as text: the writer, then the transaction it opens
+	toWriter                  // the handle's shared writer, under the writer queue
+	toOwn                     // the logical connection's own SQLite connection
+	toReader                  // a read-only connection from the handle's pool
+)
+
+// connState is what the routing of a statement depends on.
+type connState struct {
+	inTx     bool // a transaction is open on the connection
+	pinned   bool // the connection holds connection-local state
+	memory   bool // an in-memory database: one connection does everything
+	readOnly bool // the handle cannot write
+	queue    bool // writes take the writer queue
+}
+
+// route decides where a statement with flags f runs. It is the one routing
+// decision of the driver: Exec, Query and prepared statements all take it.
+func route(s connState, f stmtFlags) target {
 	switch {
-	case c.tx != nil:
-		return c.execInTx(ctx, query, info, args)
+	case s.inTx:
+		return toTx
 	case f&flagTxControl != 0:
-		return c.execTxControl(ctx, query, info, args)
-	case c.c.memory:
-		return c.execShared(ctx, query, info, args)
-	case f&flagSession != 0 || c.pinned:
-		return c.execOwn(ctx, query, info, args)
-	case f&flagWrite != 0 && !c.c.readOnly:
-		return c.execWrite(ctx, query, info, args)
+		return toTxControl
+	case s.memory:
+		return toWriter
+	case f&flagSession != 0 || s.pinned:
+		return toOwn
+	case f&flagWrite != 0 && !s.readOnly:
+		if s.queue {
+			return toWriter
+		}
+		return toOwn
 	}
-	return c.execRead(ctx, query, info, args)
+	return toReader
 }
 
-func (c *conn) query(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Rows, error) {
+func (c *conn) state() connState {
+	return connState{
+		inTx:     c.tx != nil,
+		pinned:   c.pinned,
+		memory:   c.c.memory,
+		readOnly: c.c.readOnly,
+		queue:    c.c.queueOn(),
+	}
+}
+
+// do routes one call and runs it.
+func (c *conn) do(op call) (driver.Result, driver.Rows, error) {
 	if c.closed {
-		return nil, driver.ErrBadConn
+		return nil, nil, driver.ErrBadConn
 	}
-	f := info.flags
-	switch {
-	case c.tx != nil:
-		return c.queryInTx(ctx, query, info, args)
-	case f&flagTxControl != 0:
-		if f&flagMulti != 0 {
-			return nil, errors.New("sqlitesafe: a script with transaction control returns no rows; run it with Exec")
-		}
-		if _, err := c.execTxControl(ctx, query, info, args); err != nil {
-			return nil, err
-		}
-		return emptyRows{}, nil
-	case c.c.memory:
-		return c.queryShared(ctx, query, info, args)
-	case f&flagSession != 0 || c.pinned:
-		return c.queryOwn(ctx, query, info, args)
-	case f&flagWrite != 0 && !c.c.readOnly:
-		return c.queryWrite(ctx, query, info, args)
+	switch route(c.state(), op.info.flags) {
+	case toTx:
+		return c.onTx(op)
+	case toTxControl:
+		return c.onTxControl(op)
+	case toWriter:
+		return c.onWriter(op)
+	case toOwn:
+		return c.onOwn(op)
 	}
-	return c.queryRead(ctx, query, info, args)
+	return c.onReader(op)
 }
 
-// execWrite runs an autocommit write outside any transaction.
-func (c *conn) execWrite(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Result, error) {
-	if !c.c.queueOn() {
-		return c.execOwn(ctx, query, info, args)
+// onWriter runs a statement outside any transaction on the handle's shared
+// writer, through the writer queue. Autocommit Execs queued back to back
+// share a group commit. A Query's rows are read in full before the lock is
+// released: the statement has committed when Query returns, and the caller
+// can iterate, and write, at leisure.
+func (c *conn) onWriter(op call) (driver.Result, driver.Rows, error) {
+	kind := holdExec
+	if op.rows {
+		kind = holdQuery
 	}
-	return c.execShared(ctx, query, info, args)
-}
-
-// execShared runs a statement on the handle's shared writer, through the
-// writer queue, where it may share a group commit.
-func (c *conn) execShared(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Result, error) {
 	req := &writeRequest{
-		ctx:   ctx,
+		call:  op,
 		c:     c.c,
-		query: query,
-		info:  info,
-		args:  args,
-		batch: info.flags&flagBatchable != 0 && !c.c.cfg.DisableGroupCommit,
+		batch: !op.rows && op.info.flags&flagBatchable != 0 && !c.c.cfg.DisableGroupCommit,
 	}
-	if err := c.c.file.queue.submit(req, c.c.cfg.busyTimeout(), c.c.holderHere(holdExec), c.c.runBatch); err != nil {
-		return nil, err
+	if err := c.c.file.queue.submit(req, c.c.cfg.busyTimeout(), c.c.holderHere(kind), c.c.runBatch); err != nil {
+		return nil, nil, err
 	}
-	return req.res, req.err
+	return req.res, req.out, req.err
 }
 
-// queryWrite runs a writing query (INSERT ... RETURNING, say) outside any
-// transaction: on the shared writer under the writer queue, or on this
-// connection's own when the queue is off.
-func (c *conn) queryWrite(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Rows, error) {
-	if !c.c.queueOn() {
-		return c.queryOwn(ctx, query, info, args)
-	}
-	return c.queryShared(ctx, query, info, args)
-}
-
-// queryShared runs a query on the shared writer under the writer queue. The
-// rows are read in full before the lock is released, so the statement's
-// transaction has committed when Query returns and the caller can iterate,
-// and write, at leisure.
-func (c *conn) queryShared(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Rows, error) {
-	q := &c.c.file.queue
-	if err := q.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(holdQuery)); err != nil {
-		return nil, err
-	}
-	defer q.unlock()
-	w, err := c.c.sharedWriter(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c.c.beforeWrite(info)
-	rows, cs, err := w.query(ctx, query, info, args)
-	if err != nil {
-		c.c.checkWriter(w)
-		return nil, err
-	}
-	return bufferRows(rows, cs)
-}
-
-// execOwn runs a statement on this connection's own SQLite connection,
+// onOwn runs a statement on this connection's own SQLite connection,
 // pinning the connection to it when the statement creates connection-local
-// state. A write takes the writer queue.
-func (c *conn) execOwn(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Result, error) {
-	own, locked, err := c.ownFor(ctx, info)
+// state. A write takes the writer queue; the rows of a write are read in
+// full before the queue is released.
+func (c *conn) onOwn(op call) (driver.Result, driver.Rows, error) {
+	own, locked, err := c.ownFor(op.ctx, op.info)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if locked {
 		defer c.c.file.queue.unlock()
 	}
-	res, err := own.exec(ctx, query, info, args)
-	return res, c.c.readOnlyError(err)
-}
-
-// queryOwn is execOwn for queries. Rows of a write are read in full before
-// the writer queue is released.
-func (c *conn) queryOwn(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Rows, error) {
-	own, locked, err := c.ownFor(ctx, info)
-	if err != nil {
-		return nil, err
+	res, rows, cs, err := op.on(own)
+	switch {
+	case err != nil:
+		return nil, nil, c.c.readOnlyError(err)
+	case rows == nil:
+		return res, nil, nil
+	case locked:
+		rows, err = bufferRows(rows, cs)
+		return nil, rows, err
 	}
-	if locked {
-		defer c.c.file.queue.unlock()
-	}
-	rows, cs, err := own.query(ctx, query, info, args)
-	if err != nil {
-		return nil, c.c.readOnlyError(err)
-	}
-	if locked {
-		return bufferRows(rows, cs)
-	}
-	return &connRows{inner: rows, cs: cs}, nil
+	return nil, &connRows{inner: rows, cs: cs}, nil
 }
 
 // ownFor returns this connection's own SQLite connection for a statement:
@@ -228,81 +227,29 @@ func (c *conn) ownPhys(ctx context.Context) (*phys, error) {
 	return p, nil
 }
 
-// execRead runs a statement that cannot write on a reader. If the reader
-// refuses it as a write after all, it runs again on the writer: a
-// misjudgement costs time, not an error.
-func (c *conn) execRead(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Result, error) {
-	r, err := c.c.readers.get(ctx)
+// onReader runs a statement that cannot write on a reader; a Query's rows
+// keep the reader until they are closed. If the reader refuses the statement
+// as a write after all, it runs again as a write: a misjudgement costs time,
+// not an error.
+func (c *conn) onReader(op call) (driver.Result, driver.Rows, error) {
+	r, err := c.c.readers.get(op.ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	res, err := r.exec(ctx, query, info, args)
+	res, rows, cs, err := op.on(r)
+	if err == nil && rows != nil {
+		return nil, &connRows{inner: rows, cs: cs, reader: r, pool: &c.c.readers}, nil
+	}
 	c.c.readers.put(r)
 	if err != nil && isReadOnly(err) {
 		if c.c.readOnly {
-			return nil, c.c.readOnlyError(err)
+			return nil, nil, c.c.readOnlyError(err)
 		}
 		c.c.file.queue.stats.reruns.Add(1)
-		return c.execWrite(ctx, query, info.asWrite(query), args)
+		op.info = op.info.asWrite(op.query)
+		return c.do(op)
 	}
-	return res, err
-}
-
-// queryRead is execRead for queries: the rows keep the reader until closed.
-func (c *conn) queryRead(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Rows, error) {
-	r, err := c.c.readers.get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rows, cs, err := r.query(ctx, query, info, args)
-	if err != nil {
-		c.c.readers.put(r)
-		if isReadOnly(err) {
-			if c.c.readOnly {
-				return nil, c.c.readOnlyError(err)
-			}
-			c.c.file.queue.stats.reruns.Add(1)
-			return c.queryWrite(ctx, query, info.asWrite(query), args)
-		}
-		return nil, err
-	}
-	return &connRows{inner: rows, cs: cs, reader: r, pool: &c.c.readers}, nil
-}
-
-// execInTx runs a statement inside the open transaction.
-func (c *conn) execInTx(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Result, error) {
-	t := c.tx
-	res, err := t.ph.exec(ctx, query, info, args)
-	if err != nil && t.readOnly && isReadOnly(err) {
-		err = fmt.Errorf("%w: the transaction is read-only: %w", ErrReadOnly, err)
-	} else {
-		err = c.c.readOnlyError(err)
-	}
-	if t.text && (info.flags&flagTxControl != 0 || err != nil) {
-		c.checkTextTx()
-	}
-	return res, err
-}
-
-// queryInTx runs a query inside the open transaction.
-func (c *conn) queryInTx(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Rows, error) {
-	t := c.tx
-	rows, cs, err := t.ph.query(ctx, query, info, args)
-	if err != nil {
-		if t.readOnly && isReadOnly(err) {
-			err = fmt.Errorf("%w: the transaction is read-only: %w", ErrReadOnly, err)
-		} else {
-			err = c.c.readOnlyError(err)
-		}
-		if t.text {
-			c.checkTextTx()
-		}
-		return nil, err
-	}
-	if t.text && info.flags&flagTxControl != 0 {
-		c.checkTextTx()
-	}
-	return &connRows{inner: rows, cs: cs}, nil
+	return res, nil, err
 }
 
 // PrepareContext implements driver.ConnPrepareContext. The statement is
@@ -362,7 +309,7 @@ func (c *conn) Ping(ctx context.Context) error {
 	if c.closed {
 		return driver.ErrBadConn
 	}
-	rows, err := c.query(ctx, "SELECT 1", classify("SELECT 1"), nil)
+	_, rows, err := c.do(call{ctx: ctx, query: "SELECT 1", info: classify("SELECT 1"), rows: true})
 	if err != nil {
 		return err
 	}

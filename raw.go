@@ -55,7 +55,7 @@ func (c *conn) raw(ctx context.Context, f func(any) error) error {
 	if c.tx != nil {
 		return f(c.tx.ph.conn)
 	}
-	t, err := c.writeTarget(ctx, holdRaw)
+	t, err := c.txTarget(ctx, holdRaw, true)
 	if err != nil {
 		return err
 	}

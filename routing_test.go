@@ -129,16 +129,47 @@ func TestInMemory(t *testing.T) {
 			}
 			if dsn == ":memory:" {
 				// Plain modernc.org/sqlite gives each pool connection its
-				// own empty database.
-				_, errs := work(open(t, "sqlite", dsn))
-				if len(errs) == 0 || !strings.Contains(errs[0].Error(), "no such table") {
-					t.Fatalf("control: %v, want 'no such table' from another connection's database", errs)
+				// own empty database: a table created on one connection
+				// is missing on the next.
+				raw := open(t, "sqlite", dsn)
+				ctx := context.Background()
+				c1, err := raw.Conn(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c1.Close()
+				c2, err := raw.Conn(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c2.Close()
+				mustExec(t, c1, "CREATE TABLE t(g, i)")
+				_, err = c2.ExecContext(ctx, "INSERT INTO t VALUES (1, 1)")
+				if err == nil || !strings.Contains(err.Error(), "no such table") {
+					t.Fatalf("control: %v, want 'no such table' from another connection's database", err)
 				}
 			}
-			n, errs := work(openSafe(t, dsn))
+			db := openSafe(t, dsn)
+			n, errs := work(db)
 			noErrors(t, dsn, errs)
 			if n != 200 {
 				t.Fatalf("%d rows, want 200", n)
+			}
+			// Two connections held at once see one database.
+			ctx := context.Background()
+			c1, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c1.Close()
+			c2, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c2.Close()
+			mustExec(t, c1, "CREATE TABLE u(x)")
+			if _, err := c2.ExecContext(ctx, "INSERT INTO u VALUES (1)"); err != nil {
+				t.Fatalf("a table created on one connection, used on another: %v", err)
 			}
 		})
 	}

@@ -64,17 +64,26 @@ const (
 	waitDone                     // its request has run; results are in req
 )
 
-// writeRequest is an autocommit write submitted to the queue.
+// writeRequest is a write outside any transaction submitted to the queue:
+// an autocommit Exec, or a Query whose rows are read in full under the lock.
 type writeRequest struct {
-	ctx   context.Context
+	call
 	c     *connector // runs on this handle's shared writer
-	query string
-	info  *stmtInfo
-	args  []driver.NamedValue
-	batch bool // may share a group commit
+	batch bool       // may share a group commit
 
 	res driver.Result
+	out driver.Rows // a Query's rows, buffered
 	err error
+}
+
+// run runs the request on w and keeps its outcome, buffering a Query's rows
+// so that the lock can be released before the caller reads them.
+func (r *writeRequest) run(w *phys) {
+	res, rows, cs, err := r.on(w)
+	if err == nil && rows != nil {
+		rows, err = bufferRows(rows, cs)
+	}
+	r.res, r.out, r.err = res, rows, err
 }
 
 // errProcTimeout marks a wait for the cross-process lock that ran out of
@@ -354,9 +363,8 @@ func (c *connector) runBatch(batch []*writeRequest) {
 	}
 	defer c.checkWriter(w)
 	if len(batch) == 1 {
-		r := batch[0]
-		c.beforeWrite(r.info)
-		r.res, r.err = w.exec(r.ctx, r.query, r.info, r.args)
+		c.beforeWrite(batch[0].info)
+		batch[0].run(w)
 		return
 	}
 	if err := w.run(context.Background(), "BEGIN IMMEDIATE"); err != nil {
@@ -367,7 +375,7 @@ func (c *connector) runBatch(batch []*writeRequest) {
 		return
 	}
 	for i, r := range batch {
-		r.res, r.err = w.exec(r.ctx, r.query, r.info, r.args)
+		r.run(w)
 		if r.err == nil {
 			continue
 		}
@@ -393,6 +401,6 @@ func (c *connector) runBatch(batch []*writeRequest) {
 // runAlone runs each request as its own autocommit statement.
 func runAlone(w *phys, batch []*writeRequest) {
 	for _, r := range batch {
-		r.res, r.err = w.exec(r.ctx, r.query, r.info, r.args)
+		r.run(w)
 	}
 }

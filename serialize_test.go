@@ -163,10 +163,10 @@ func TestQueueBatches(t *testing.T) {
 	// Queue: a1 a2 a3 (batchable, handle a), b1 (handle b), a4 (not
 	// batchable), a5 a6 (batchable).
 	reqs := []*writeRequest{
-		{query: "a1", c: a, batch: true}, {query: "a2", c: a, batch: true}, {query: "a3", c: a, batch: true},
-		{query: "b1", c: b, batch: true},
-		{query: "a4", c: a},
-		{query: "a5", c: a, batch: true}, {query: "a6", c: a, batch: true},
+		{call: call{query: "a1"}, c: a, batch: true}, {call: call{query: "a2"}, c: a, batch: true}, {call: call{query: "a3"}, c: a, batch: true},
+		{call: call{query: "b1"}, c: b, batch: true},
+		{call: call{query: "a4"}, c: a},
+		{call: call{query: "a5"}, c: a, batch: true}, {call: call{query: "a6"}, c: a, batch: true},
 	}
 	var wg sync.WaitGroup
 	for i, r := range reqs {
@@ -205,8 +205,8 @@ func TestQueueBatchPanic(t *testing.T) {
 			panic("boom")
 		}
 	}
-	first := &writeRequest{ctx: context.Background(), c: c, query: "1", batch: true}
-	second := &writeRequest{ctx: context.Background(), c: c, query: "2", batch: true}
+	first := &writeRequest{call: call{ctx: context.Background(), query: "1"}, c: c, batch: true}
+	second := &writeRequest{call: call{ctx: context.Background(), query: "2"}, c: c, batch: true}
 	panicked := make(chan any)
 	go func() {
 		defer func() { panicked <- recover() }()

@@ -29,12 +29,14 @@ func (s *stmt) NumInput() int { return -1 }
 
 // ExecContext implements driver.StmtExecContext.
 func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	return s.c.exec(ctx, s.query, s.info, args)
+	res, _, err := s.c.do(call{ctx: ctx, query: s.query, info: s.info, args: args})
+	return res, err
 }
 
 // QueryContext implements driver.StmtQueryContext.
 func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	return s.c.query(ctx, s.query, s.info, args)
+	_, rows, err := s.c.do(call{ctx: ctx, query: s.query, info: s.info, args: args, rows: true})
+	return rows, err
 }
 
 // Exec implements driver.Stmt.

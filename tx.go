@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 )
 
 // txState is an open transaction: where it runs and what it holds.
@@ -27,38 +28,73 @@ func (c *conn) checkTextTx() {
 	}
 }
 
-// execTxControl runs transaction control sent as SQL outside a transaction:
+// onTx runs a statement inside the open transaction. After transaction
+// control sent as text, or an error, it asks SQLite whether a transaction
+// begun by text is still open.
+func (c *conn) onTx(op call) (driver.Result, driver.Rows, error) {
+	t := c.tx
+	res, rows, cs, err := op.on(t.ph)
+	if err != nil {
+		if t.readOnly && isReadOnly(err) {
+			err = fmt.Errorf("%w: the transaction is read-only: %w", ErrReadOnly, err)
+		} else {
+			err = c.c.readOnlyError(err)
+		}
+	}
+	if t.text && (op.info.flags&flagTxControl != 0 || err != nil) {
+		c.checkTextTx()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if rows != nil {
+		return nil, &connRows{inner: rows, cs: cs}, nil
+	}
+	return res, nil, nil
+}
+
+// onTxControl runs transaction control sent as SQL outside a transaction:
 // BEGIN (made BEGIN IMMEDIATE), SAVEPOINT, or a script holding them. It takes
 // the writer lock first; if a transaction is open afterwards, the lock stays
-// with it until it ends.
-func (c *conn) execTxControl(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Result, error) {
-	t, err := c.writeTarget(ctx, holdTextTx)
-	if err != nil {
-		return nil, err
+// with it until it ends. Through Query it returns no rows.
+func (c *conn) onTxControl(op call) (driver.Result, driver.Rows, error) {
+	if op.rows && op.info.flags&flagMulti != 0 {
+		return nil, nil, errors.New("sqlitesafe: a script with transaction control returns no rows; run it with Exec")
 	}
-	if info.flags&flagBegin != 0 {
-		query = info.withBegin(query, c.c.cfg.txLock())
+	t, err := c.txTarget(op.ctx, holdTextTx, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if op.info.flags&flagBegin != 0 {
+		op.query = op.info.withBegin(op.query, c.c.cfg.txLock())
 	}
 	c.tx = t
 	t.text = true
-	res, err := t.ph.exec(ctx, query, info, args)
+	res, err := t.ph.exec(op.ctx, op.query, op.info, op.args)
 	c.checkTextTx()
-	return res, c.c.readOnlyError(err)
+	if err != nil {
+		return nil, nil, c.c.readOnlyError(err)
+	}
+	if op.rows {
+		return nil, emptyRows{}, nil
+	}
+	return res, nil, nil
 }
 
-// writeTarget picks the connection a write transaction runs on and takes
-// what it needs: the writer queue, or a reader on a read-only handle.
-func (c *conn) writeTarget(ctx context.Context, kind holdKind) (*txState, error) {
+// txTarget picks the connection a transaction runs on, by the same routing
+// as a statement (a write transaction routes as a write, a read-only one as
+// a read), and takes what it needs: the writer queue for a write (and for
+// anything on an in-memory database), or a reader.
+func (c *conn) txTarget(ctx context.Context, kind holdKind, write bool) (*txState, error) {
+	var f stmtFlags
+	if write {
+		f = flagWrite
+	}
+	s := c.state()
+	s.inTx = false
 	t := &txState{}
-	switch {
-	case c.c.readOnly && !c.pinned:
-		r, err := c.c.readers.get(ctx)
-		if err != nil {
-			return nil, err
-		}
-		t.ph, t.reader = r, true
-		return t, nil
-	case c.c.memory || (!c.pinned && c.c.queueOn()):
+	switch route(s, f) {
+	case toWriter:
 		q := &c.c.file.queue
 		if err := q.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(kind)); err != nil {
 			return nil, err
@@ -69,19 +105,25 @@ func (c *conn) writeTarget(ctx context.Context, kind holdKind) (*txState, error)
 			return nil, err
 		}
 		t.ph, t.locked = w, true
-		return t, nil
-	}
-	own, err := c.ownPhys(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if c.c.queueOn() {
-		if err := c.c.file.queue.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(kind)); err != nil {
+	case toOwn:
+		own, err := c.ownPhys(ctx)
+		if err != nil {
 			return nil, err
 		}
-		t.locked = true
+		if write && c.c.queueOn() {
+			if err := c.c.file.queue.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(kind)); err != nil {
+				return nil, err
+			}
+			t.locked = true
+		}
+		t.ph = own
+	default:
+		r, err := c.c.readers.get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		t.ph, t.reader = r, true
 	}
-	t.ph = own
 	return t, nil
 }
 
@@ -110,13 +152,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if c.tx != nil {
 		return nil, errors.New("sqlitesafe: a transaction is already open on this connection")
 	}
-	var t *txState
-	var err error
-	if opts.ReadOnly {
-		t, err = c.readTarget(ctx)
-	} else {
-		t, err = c.writeTarget(ctx, holdTx)
-	}
+	t, err := c.txTarget(ctx, holdTx, !opts.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -138,25 +174,6 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		t.queryOnly = true
 	}
 	return &tx{c: c}, nil
-}
-
-// readTarget picks the connection a read-only transaction runs on.
-func (c *conn) readTarget(ctx context.Context) (*txState, error) {
-	switch {
-	case c.c.memory:
-		return c.writeTarget(ctx, holdTx)
-	case c.pinned:
-		own, err := c.ownPhys(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return &txState{ph: own}, nil
-	}
-	r, err := c.c.readers.get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &txState{ph: r, reader: true}, nil
 }
 
 // endTx forgets the open transaction and releases what it held. check makes
