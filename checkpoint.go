@@ -66,11 +66,13 @@ func (c *connector) checkpoint(ctx context.Context, mode CheckpointMode) (Checkp
 	default:
 		return CheckpointResult{}, fmt.Errorf("sqlitesafe: checkpoint mode %q: want PASSIVE, FULL, RESTART or TRUNCATE", string(given))
 	}
-	if c.readOnly {
-		return CheckpointResult{}, fmt.Errorf("%w: %s is opened read-only; a checkpoint writes the database", ErrReadOnly, c.name)
-	}
 	if err := c.init(ctx); err != nil {
 		return CheckpointResult{}, err
+	}
+	// After init: it decides whether a file the process may not write
+	// makes the handle read-only.
+	if c.readOnly {
+		return CheckpointResult{}, c.refuseWrite("a checkpoint")
 	}
 	q := &c.file.queue
 	if err := q.lock(ctx, c.cfg.busyTimeout(), c.holderHere(holdCheckpoint)); err != nil {

@@ -368,6 +368,16 @@ func (c *connector) readOnlyError(err error) error {
 	return fmt.Errorf("%w: %s is opened read-only (mode=ro or immutable=1): %w", ErrReadOnly, c.name, err)
 }
 
+// refuseWrite is the error of an operation that writes the database (what)
+// asked of a read-only handle.
+func (c *connector) refuseWrite(what string) error {
+	if c.readOnlyWhy != "" {
+		return fmt.Errorf("%w: %s writes the database, and %s is read-only: %s; make it writable for the user the program runs as",
+			ErrReadOnly, what, c.name, c.readOnlyWhy)
+	}
+	return fmt.Errorf("%w: %s writes the database, and %s is opened read-only (mode=ro or immutable=1)", ErrReadOnly, what, c.name)
+}
+
 // checkWriter marks the shared writer broken when SQLite says it is no
 // longer usable, so that the next holder of the queue reopens it.
 func (c *connector) checkWriter(w *phys) {

@@ -19,10 +19,10 @@ import (
 // cfg describes. The Config is copied: changing it afterwards changes
 // nothing. An invalid Config is reported here.
 func NewConnector(cfg *Config) (driver.Connector, error) {
-	return newConnector(&Driver{}, cfg)
+	return newConnector(cfg)
 }
 
-func newConnector(d *Driver, cfg *Config) (*connector, error) {
+func newConnector(cfg *Config) (*connector, error) {
 	if cfg == nil {
 		return nil, &DSNError{Reason: "nil *Config"}
 	}
@@ -84,7 +84,7 @@ type connector struct {
 	readOnly bool    // mode=ro or immutable=1, or a file we may not write: no writer at all
 	uriRW    string  // the name modernc.org/sqlite opens for read-write connections
 	uriRO    string  // ... for readers
-	key      string  // the registry key, set by init (fixed for memory)
+	key      string  // the memdb name of an in-memory database, which is its registry key
 
 	// readOnlyWhy says why a handle not opened read-only is read-only,
 	// for the errors of refused writes; set by init.

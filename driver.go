@@ -123,25 +123,10 @@
 // where sqldb comes from sql.Open("sqlite-safe", dsn); goose's package-level
 // functions take goose.SetDialect("sqlite3").
 //
-// sqlx does not know the name "sqlite-safe", so it leaves '?' placeholders
-// as they are, which is what SQLite takes: Rebind, In and the Named
-// functions work, and there is no need to call sqlx.BindDriver. gorm is
-// used through gorm.io/driver/sqlite, with DriverName or with a *sql.DB in
-// Config.Conn; it builds with CGO_ENABLED=0 (its github.com/mattn/go-sqlite3
-// import is then a stub, never used). Do not import
-// github.com/glebarez/sqlite as well: it registers "sqlite", as
-// modernc.org/sqlite does, and the program panics at start.
-//
-// Their transactions (gorm's Transaction and the one around each Create,
-// bun's RunInTx, goose's migrations but NO TRANSACTION ones) are write
-// transactions: BEGIN IMMEDIATE, in the writer queue. Nested ones send
-// SAVEPOINT inside them. Their INSERT ... RETURNING runs on the writer and
-// its rows are read before Query returns. gorm's FirstOrCreate looks a row up and inserts it in two
-// statements; two goroutines can both miss it, and one then gets a UNIQUE
-// violation, as with any database: run it in db.Transaction, which makes it
-// one step, or insert with clause.OnConflict{DoNothing: true}. gorm's
-// TranslateError does not recognise modernc.org/sqlite's errors; test the
-// code instead (errors.As to *sqlite.Error, Code() 2067 for UNIQUE).
+// Their transactions (gorm's Transaction, bun's RunInTx, goose's
+// migrations) are write transactions: BEGIN IMMEDIATE, in the writer queue.
+// The compat module's tests and examples show each tool at work, with what
+// it needs (github.com/sqlitesafe/sqlitesafe/compat).
 package sqlitesafe
 
 import (
@@ -179,7 +164,7 @@ func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newConnector(d, cfg)
+	return newConnector(cfg)
 }
 
 // Open implements driver.Driver. database/sql does not call it (it uses
@@ -191,7 +176,7 @@ func (d *Driver) Open(dsn string) (driver.Conn, error) {
 	if !ok {
 		cfg, err := ParseDSN(dsn)
 		if err == nil {
-			c, err = newConnector(d, cfg)
+			c, err = newConnector(cfg)
 		}
 		if err != nil {
 			d.mu.Unlock()

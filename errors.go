@@ -7,10 +7,12 @@ import (
 	"time"
 )
 
-// Sentinel errors. Every error this package returns wraps one of these or an
-// error of the underlying driver (*sqlite.Error from modernc.org/sqlite, whose
-// Code method gives SQLite's extended result code), so errors.Is and errors.As
-// can tell them apart.
+// Sentinel errors, for errors.Is. The errors a program may want to tell
+// apart wrap one of these, or SQLite's own error (*sqlite.Error from
+// modernc.org/sqlite, whose Code method gives the extended result code), or
+// both. Errors of misuse (a second BeginTx on one connection, an unknown
+// checkpoint mode, a Commit after the end of its transaction) wrap neither:
+// their messages say what was wrong.
 var (
 	// ErrInvalidDSN is wrapped by every *DSNError: the DSN or Config cannot
 	// be used as given.

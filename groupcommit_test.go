@@ -20,7 +20,7 @@ func openWhite(t testing.TB, dsn string) (*sql.DB, *connector) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := newConnector(&Driver{}, cfg)
+	c, err := newConnector(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,17 +52,17 @@ func batchOf(t *testing.T, db *sql.DB, c *connector, stmts []string) ([]sql.Resu
 		untilWaiting(t, &c.file.queue, i+1) // queue them in order
 	}
 	q := &c.file.queue
-	commits, writes := q.groupCommits.Load(), q.groupedWrites.Load()
+	commits, writes := q.stats.groupCommits.Load(), q.stats.groupedWrites.Load()
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
 	if c.cfg.DisableGroupCommit {
-		if q.groupCommits.Load() != commits {
+		if q.stats.groupCommits.Load() != commits {
 			t.Errorf("a group commit ran with _group_commit=off")
 		}
-	} else if q.groupCommits.Load() != commits+1 || q.groupedWrites.Load() != writes+int64(len(stmts)) {
-		t.Errorf("%d group commits of %d writes, want 1 of %d", q.groupCommits.Load()-commits, q.groupedWrites.Load()-writes, len(stmts))
+	} else if q.stats.groupCommits.Load() != commits+1 || q.stats.groupedWrites.Load() != writes+int64(len(stmts)) {
+		t.Errorf("%d group commits of %d writes, want 1 of %d", q.stats.groupCommits.Load()-commits, q.stats.groupedWrites.Load()-writes, len(stmts))
 	}
 	return results, errs
 }

@@ -66,6 +66,11 @@ type holder struct {
 	site  callSite
 	c     *connector // the handle, for warnings; nil in tests of the queue
 	proc  bool       // take the cross-process lock too
+
+	// Set while it holds the lock, guarded by the queue's mutex.
+	procWaiting bool // waiting for the cross-process lock
+	procHeld    bool // holding the cross-process lock
+	warned      bool // the slow-hold warning for it is out
 }
 
 // maxSitePCs bounds the stack recorded for a holder: deep enough to climb out

@@ -61,10 +61,10 @@ func (q *writeQueue) monitor(stop <-chan struct{}) {
 func (q *writeQueue) checkSlow(now time.Time) {
 	var warnings []func()
 	q.mu.Lock()
-	h, held, waiting, procWaiting := q.holder, q.held, len(q.waiters), q.procWaiting
-	if held && !q.holdWarned && h.c != nil {
+	h, held, waiting, procWaiting := q.holder, q.held, len(q.waiters), q.holder.procWaiting
+	if held && !h.warned && h.c != nil {
 		if limit := h.c.cfg.slowHold(); limit > 0 && now.Sub(h.since) > limit {
-			q.holdWarned = true
+			q.holder.warned = true
 			warnings = append(warnings, func() { q.warnSlowHold(h, now, waiting, procWaiting, limit) })
 		}
 	}

@@ -27,18 +27,12 @@ type writeQueue struct {
 	// handle asks for it (holder.proc) takes it after the in-process lock.
 	proc *procLock
 
-	// groupCommits counts the batches of more than one write, and
-	// groupedWrites the writes in them.
-	groupCommits, groupedWrites atomic.Int64
-	stats                       fileStats
+	stats fileStats
 
-	mu          sync.Mutex
-	held        bool
-	holder      holder    // valid while held
-	holdWarned  bool      // the slow-hold warning for this holder is out
-	procHeld    bool      // the holder holds proc
-	procWaiting bool      // the holder waits for proc
-	waiters     []*waiter // FIFO; the head is served next
+	mu      sync.Mutex
+	held    bool
+	holder  holder    // valid while held
+	waiters []*waiter // FIFO; the head is served next
 
 	// tick is how often the monitor checks for slow holders and waiters,
 	// in nanoseconds; 0 while there is no monitor.
@@ -122,7 +116,6 @@ func (q *writeQueue) lock(ctx context.Context, timeout time.Duration, h holder) 
 func (q *writeQueue) grantLocked(h holder) {
 	q.held = true
 	q.holder = h
-	q.holdWarned = false
 	q.stats.acquires.Add(1)
 }
 
@@ -134,7 +127,7 @@ func (q *writeQueue) takeProc(ctx context.Context, timeout time.Duration, h hold
 		return nil
 	}
 	q.mu.Lock()
-	q.procWaiting = true
+	q.holder.procWaiting = true
 	q.mu.Unlock()
 	start := time.Now()
 	waited, err := q.proc.acquire(ctx, max(0, timeout-start.Sub(h.since)))
@@ -142,9 +135,9 @@ func (q *writeQueue) takeProc(ctx context.Context, timeout time.Duration, h hold
 		q.stats.procWaits.record(time.Since(start))
 	}
 	q.mu.Lock()
-	q.procWaiting = false
+	q.holder.procWaiting = false
 	if err == nil {
-		q.procHeld = true
+		q.holder.procHeld = true
 		q.mu.Unlock()
 		return nil
 	}
@@ -178,9 +171,8 @@ func (q *writeQueue) unlockLocked() {
 	if !q.held {
 		panic("sqlitesafe: unlock of an unlocked writer queue")
 	}
-	if q.procHeld {
+	if q.holder.procHeld {
 		q.proc.release()
-		q.procHeld = false
 	}
 	q.stats.holds.record(time.Since(q.holder.since))
 	if len(q.waiters) == 0 {
@@ -307,8 +299,8 @@ func (q *writeQueue) submit(req *writeRequest, timeout time.Duration, h holder, 
 		}
 		if len(batch) > 1 {
 			q.holder.kind = holdBatch
-			q.groupCommits.Add(1)
-			q.groupedWrites.Add(int64(len(batch)))
+			q.stats.groupCommits.Add(1)
+			q.stats.groupedWrites.Add(int64(len(batch)))
 		}
 	}
 	q.mu.Unlock()

@@ -11,8 +11,9 @@ import (
 
 // Stats is a snapshot of what the driver has seen on one database file, for
 // every handle of the process on it (the counters) and for the handle asked
-// (the readers). Get it with GetStats. Every counter counts from the time the
-// process first opened the file.
+// (the readers). Get it with GetStats. The counters count from the moment a
+// handle of the process opened the file while no other was open on it: when
+// the last handle on the file closes, its counters go with it.
 type Stats struct {
 	// File is the database file, as the handle's DSN names it.
 	File string
@@ -144,20 +145,22 @@ func (h *histogram) buckets() []Bucket {
 
 // fileStats are the counters of one database file in this process.
 type fileStats struct {
-	writes       atomic.Int64
-	acquires     atomic.Int64
-	waits        histogram
-	holds        histogram
-	timeouts     atomic.Int64
-	procWaits    histogram
-	slowHolds    atomic.Int64
-	slowWaits    atomic.Int64
-	reruns       atomic.Int64
-	busyMu       sync.Mutex
-	busy         map[int]int64 // by extended result code
-	checkpointMu sync.Mutex
-	checkpoint   CheckpointResult
-	checkpointAt time.Time
+	writes        atomic.Int64
+	groupCommits  atomic.Int64 // batches of more than one write
+	groupedWrites atomic.Int64 // the writes in them
+	acquires      atomic.Int64
+	waits         histogram
+	holds         histogram
+	timeouts      atomic.Int64
+	procWaits     histogram
+	slowHolds     atomic.Int64
+	slowWaits     atomic.Int64
+	reruns        atomic.Int64
+	busyMu        sync.Mutex
+	busy          map[int]int64 // by extended result code
+	checkpointMu  sync.Mutex
+	checkpoint    CheckpointResult
+	checkpointAt  time.Time
 }
 
 // recordError counts err if it is SQLITE_BUSY or SQLITE_LOCKED.
@@ -236,8 +239,8 @@ func (c *connector) stats() Stats {
 	q := &f.queue
 	s := &q.stats
 	st.Writes = s.writes.Load()
-	st.GroupCommits = q.groupCommits.Load()
-	st.GroupedWrites = q.groupedWrites.Load()
+	st.GroupCommits = s.groupCommits.Load()
+	st.GroupedWrites = s.groupedWrites.Load()
 	st.Acquires = s.acquires.Load()
 	st.Waits = s.waits.n.Load()
 	st.WaitTotal = time.Duration(s.waits.total.Load())
