@@ -37,6 +37,9 @@ const (
 	// flagJournalMode: a PRAGMA journal_mode assignment. Leaving WAL needs
 	// the other connections to the file closed.
 	flagJournalMode
+	// flagNoTx: a statement SQLite refuses inside a transaction: VACUUM, a
+	// PRAGMA journal_mode assignment.
+	flagNoTx
 )
 
 // String spells f out, as "write|batchable", or "read" for no flags, for
@@ -45,7 +48,7 @@ func (f stmtFlags) String() string {
 	if f == 0 {
 		return "read"
 	}
-	names := [...]string{"write", "batchable", "session", "begin", "savepoint", "txEnd", "txControl", "multi", "journalMode"}
+	names := [...]string{"write", "batchable", "session", "begin", "savepoint", "txEnd", "txControl", "multi", "journalMode", "noTx"}
 	var b strings.Builder
 	for i, n := range names {
 		if f&(1<<i) != 0 {
@@ -617,8 +620,10 @@ func classifyStatement(q string, stmt []token, begins *[]beginEdit) (flags stmtF
 		return flagTxEnd | flagTxControl, false
 	case "PRAGMA":
 		return classifyPragma(&p), false
+	case "VACUUM":
+		return flagWrite | flagNoTx, false
 	}
-	// VACUUM, REINDEX, ANALYZE and anything not known.
+	// REINDEX, ANALYZE and anything not known.
 	return flagWrite, false
 }
 
@@ -840,7 +845,7 @@ func classifyPragma(p *parser) stmtFlags {
 		return 0
 	}
 	if assign && string(lowerASCII(buf[:0], n)) == "journal_mode" {
-		return flagWrite | flagJournalMode
+		return flagWrite | flagJournalMode | flagNoTx
 	}
 	return flagWrite
 }

@@ -197,8 +197,8 @@ var classifyTests = []struct {
 	{"ALTER TABLE temp.tmp ADD COLUMN b", clsSession},
 
 	// VACUUM, REINDEX, ANALYZE.
-	{"VACUUM", clsWrite},
-	{"VACUUM INTO 'other.db'", clsWrite},
+	{"VACUUM", clsWrite | flagNoTx},
+	{"VACUUM INTO 'other.db'", clsWrite | flagNoTx},
 	{"REINDEX", clsWrite},
 	{"REINDEX t", clsWrite},
 	{"ANALYZE", clsWrite},
@@ -292,8 +292,8 @@ var classifyTests = []struct {
 	{"PRAGMA \"user_version\"", clsRead},
 	{"PRAGMA application_id = 1", clsWrite},
 	{"PRAGMA application_id", clsRead},
-	{"PRAGMA journal_mode = WAL", clsWrite | flagJournalMode},
-	{"PRAGMA main.journal_mode(DELETE)", clsWrite | flagJournalMode},
+	{"PRAGMA journal_mode = WAL", clsWrite | flagJournalMode | flagNoTx},
+	{"PRAGMA main.journal_mode(DELETE)", clsWrite | flagJournalMode | flagNoTx},
 	{"PRAGMA journal_mode", clsWrite}, // SQLite: not read-only
 	{"PRAGMA auto_vacuum = 0", clsWrite},
 	{"PRAGMA auto_vacuum", clsRead},

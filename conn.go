@@ -176,6 +176,8 @@ func (c *conn) onOwn(op call) (driver.Result, driver.Rows, error) {
 	}
 	if locked {
 		defer c.c.file.queue.unlock()
+		res, rows, err := runWrite(own, op)
+		return res, rows, c.c.readOnlyError(err)
 	}
 	res, rows, cs, err := op.on(own)
 	switch {
@@ -183,9 +185,6 @@ func (c *conn) onOwn(op call) (driver.Result, driver.Rows, error) {
 		return nil, nil, c.c.readOnlyError(err)
 	case rows == nil:
 		return res, nil, nil
-	case locked:
-		rows, err = bufferRows(rows, cs)
-		return nil, rows, err
 	}
 	return nil, &connRows{inner: rows, cs: cs}, nil
 }
@@ -241,7 +240,10 @@ func (c *conn) onReader(op call) (driver.Result, driver.Rows, error) {
 		return nil, &connRows{inner: rows, cs: cs, reader: r, pool: &c.c.readers}, nil
 	}
 	c.c.readers.put(r)
-	if err != nil && isReadOnly(err) {
+	if err != nil && sqliteCode(err) == codeReadOnly {
+		// SQLITE_READONLY itself: the statement writes. Its extended
+		// codes (a -shm it cannot map, a moved file, ...) are not
+		// about the statement, and are reported as they are.
 		if c.c.readOnly {
 			return nil, nil, c.c.readOnlyError(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -94,6 +95,10 @@ type connector struct {
 	ready  bool
 	closed bool
 	file   *fileState
+
+	// shut is closed, for the writer queue: a writer granted the lock
+	// after its handle was closed does not run.
+	shut atomic.Bool
 
 	// writer is the shared writer connection. It is used, replaced and
 	// closed only by the holder of file.queue.
@@ -191,7 +196,9 @@ func (c *connector) fileKey() (string, error) {
 }
 
 // Close implements io.Closer: sql.DB.Close calls it. It closes the idle
-// readers and, once the writer queue lets it, the writer.
+// readers (the ones in use close when they are given back) and, once the
+// writer queue lets it, the writer: the writes queued ahead of it run, and
+// the ones queued behind it fail with ErrClosed without running.
 func (c *connector) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -199,28 +206,46 @@ func (c *connector) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.shut.Store(true)
 	f := c.file
 	c.mu.Unlock()
 	c.readers.close()
 	if f == nil {
 		return nil
 	}
-	defer releaseFile(f, c)
 	if c.readOnly {
+		releaseFile(f, c)
 		return nil
 	}
-	if err := f.queue.lock(context.Background(), c.cfg.busyTimeout(), c.holderHere(holdClose)); err != nil {
-		return fmt.Errorf("sqlitesafe: close %s: the writer is still in use: %w", c.name, err)
+	err := f.queue.lock(context.Background(), c.cfg.busyTimeout(), c.holderHere(holdClose))
+	if err != nil {
+		// Something holds the writer past the busy timeout: finish
+		// once it lets go. Until then the file stays registered, so
+		// that its lock file stays open under whoever holds it.
+		go func() {
+			if f.queue.lock(context.Background(), math.MaxInt64, c.holderHere(holdClose)) == nil {
+				c.closeWriter(f)
+			}
+		}()
+		return fmt.Errorf("sqlitesafe: close %s: the writer is still in use; it closes when the lock is free: %w", c.name, err)
 	}
-	defer f.queue.unlock()
-	if c.writer == nil {
-		return nil
+	return c.closeWriter(f)
+}
+
+// closeWriter closes the handle's writer, checkpointing first if it is the
+// last handle of the process on the file, then releases the queue and the
+// handle's place on the file. The caller holds the queue.
+func (c *connector) closeWriter(f *fileState) error {
+	var err error
+	if c.writer != nil {
+		if f.lastHandle(c) && !c.writer.broken {
+			c.closeCheckpoint(c.writer)
+		}
+		err = c.writer.close()
+		c.writer = nil
 	}
-	if f.lastHandle(c) && !c.writer.broken {
-		c.closeCheckpoint(c.writer)
-	}
-	err := c.writer.close()
-	c.writer = nil
+	f.queue.unlock()
+	releaseFile(f, c)
 	return err
 }
 

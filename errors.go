@@ -51,8 +51,17 @@ var (
 	// setting did not take: reading it back gave another value.
 	ErrSetting = errors.New("sqlitesafe: setting did not take")
 
-	// ErrClosed is returned by a connection or connector used after Close.
+	// ErrClosed is returned by a connection or connector used after Close,
+	// and by a write that was still waiting for the writer lock when its
+	// handle was closed: it did not run.
 	ErrClosed = errors.New("sqlitesafe: closed")
+
+	// ErrOutcomeUnknown is wrapped by the error of a COMMIT that failed
+	// with an I/O error: SQLite may have written the commit record before
+	// the error, so the transaction may or may not be committed. Read the
+	// data back to know. Every other error of a write means that nothing
+	// of it was written.
+	ErrOutcomeUnknown = errors.New("sqlitesafe: outcome unknown")
 )
 
 // LockTimeoutError reports a wait for the writer lock that ran out, because

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 
 	"modernc.org/sqlite"
@@ -187,24 +186,20 @@ func (p *phys) run(ctx context.Context, query string) error {
 	return err
 }
 
-// inTx reports whether the connection is inside a transaction. It asks
-// SQLite: BEGIN fails inside a transaction and is a no-op, ended by COMMIT,
-// outside one.
+// inTx reports whether the connection is inside a transaction, as SQLite
+// says (sqlite3_get_autocommit). When SQLite cannot be asked, it errs, and
+// marks the connection broken: the caller treats the state as unknown, and
+// the connection is closed rather than trusted (closing rolls back).
 func (p *phys) inTx() (bool, error) {
-	err := p.run(context.Background(), "BEGIN")
-	if err == nil {
-		if err := p.run(context.Background(), "COMMIT"); err != nil {
-			p.broken = true
-			return false, err
-		}
-		return false, nil
-	}
-	if strings.Contains(err.Error(), "within a transaction") {
-		return true, nil
+	if auto, ok := p.autocommit(); ok {
+		return !auto, nil
 	}
 	p.broken = true
-	return false, err
+	return false, errTxStateUnknown
 }
+
+// errTxStateUnknown is the error of inTx when SQLite cannot be asked.
+var errTxStateUnknown = errors.New("sqlitesafe: cannot ask SQLite whether a transaction is open (unknown modernc.org/sqlite connection layout)")
 
 // ensureNoTx makes sure the connection is outside any transaction, rolling
 // back what is left. A connection it cannot bring back is marked broken.
@@ -274,6 +269,7 @@ const (
 	codeBusy     = 5
 	codeLocked   = 6
 	codeReadOnly = 8
+	codeIOErr    = 10
 )
 
 // isReadOnly reports whether err is SQLite refusing a write on a read-only

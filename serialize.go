@@ -103,6 +103,9 @@ func (q *writeQueue) lock(ctx context.Context, timeout time.Duration, h holder) 
 			return err
 		}
 	}
+	if err := q.admit(h); err != nil {
+		return err
+	}
 	if err := q.takeProc(ctx, timeout, h); err != nil {
 		return err
 	}
@@ -110,6 +113,16 @@ func (q *writeQueue) lock(ctx context.Context, timeout time.Duration, h holder) 
 		q.stats.writes.Add(1)
 	}
 	return nil
+}
+
+// admit refuses a holder whose handle was closed while it waited for the
+// lock it has just been granted, releasing the lock.
+func (q *writeQueue) admit(h holder) error {
+	if h.c == nil || h.kind == holdClose || !h.c.shut.Load() {
+		return nil
+	}
+	q.unlock()
+	return fmt.Errorf("%w: %s was closed while this waited for the writer lock; it did not run", ErrClosed, q.file)
 }
 
 // grantLocked makes h the holder. q.mu must be held.
@@ -257,6 +270,9 @@ func (q *writeQueue) submit(req *writeRequest, timeout time.Duration, h holder, 
 	if !q.held && len(q.waiters) == 0 {
 		q.grantLocked(h)
 		q.mu.Unlock()
+		if err := q.admit(h); err != nil {
+			return err
+		}
 		if err := q.takeProc(req.ctx, timeout, h); err != nil {
 			return err
 		}
@@ -277,6 +293,9 @@ func (q *writeQueue) submit(req *writeRequest, timeout time.Duration, h holder, 
 		return nil
 	}
 	q.mu.Unlock()
+	if err := q.admit(h); err != nil {
+		return err
+	}
 	if err := q.takeProc(req.ctx, timeout, h); err != nil {
 		return err
 	}
@@ -342,7 +361,9 @@ func (q *writeQueue) snapshot() (held bool, h holder, waiting int) {
 
 // runBatch runs a batch of autocommit writes on the shared writer; the
 // caller holds the writer queue. A batch of more than one write is a group
-// commit: one transaction, each write keeping its own result and error.
+// commit: one transaction, each write keeping its own result and error. Each
+// outcome is SQLite's: a write reported successful has committed, one
+// reported failed has left nothing behind (write.go).
 func (c *connector) runBatch(batch []*writeRequest) {
 	// Reopening a broken writer is the handle's business, not one
 	// caller's: no caller's context may fail the others' writes.
@@ -355,11 +376,13 @@ func (c *connector) runBatch(batch []*writeRequest) {
 	}
 	defer c.checkWriter(w)
 	if len(batch) == 1 {
-		c.beforeWrite(batch[0].info)
-		batch[0].run(w)
+		r := batch[0]
+		c.beforeWrite(r.info)
+		r.res, r.out, r.err = runWrite(w, r.call)
 		return
 	}
-	if err := w.run(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+	bg := context.Background()
+	if err := w.run(bg, "BEGIN IMMEDIATE"); err != nil {
 		err = fmt.Errorf("sqlitesafe: begin a group commit on %s: %w", c.name, err)
 		for _, r := range batch {
 			r.err = err
@@ -367,32 +390,72 @@ func (c *connector) runBatch(batch []*writeRequest) {
 		return
 	}
 	for i, r := range batch {
-		r.run(w)
+		r.res, r.err = execChecked(w, r.call)
 		if r.err == nil {
 			continue
 		}
-		if in, err := w.inTx(); err == nil && in {
+		in, err := w.inTx()
+		switch {
+		case err != nil:
+			// SQLite cannot say whether the transaction is still
+			// open: trust nothing. The writer is broken, and closing
+			// it rolls the transaction back.
+			c.dropWriter()
+			err = fmt.Errorf("sqlitesafe: group commit on %s abandoned, nothing of it written: %w", c.name, err)
+			for _, o := range batch {
+				if o != r {
+					o.res, o.err = nil, err
+				}
+			}
+			return
+		case in:
 			continue // the statement failed alone; the others stand
 		}
 		// The error rolled back the whole transaction (ON CONFLICT
-		// ROLLBACK, RAISE(ROLLBACK), an I/O error): the writes before it
-		// are gone. Run them again, and the rest, each on its own.
+		// ROLLBACK, RAISE(ROLLBACK), an interrupt, an I/O error): the
+		// writes before it are gone. Run them again, and the rest, each
+		// on its own.
 		w.ensureNoTx()
-		runAlone(w, batch[:i])
-		runAlone(w, batch[i+1:])
+		runAlone(c, w, batch[:i])
+		runAlone(c, w, batch[i+1:])
 		return
 	}
-	if err := w.run(context.Background(), "COMMIT"); err != nil {
+	if err := w.run(bg, "COMMIT"); err != nil {
+		if err := commitError(err); errors.Is(err, ErrOutcomeUnknown) {
+			// Running them again could write them twice.
+			for _, r := range batch {
+				if r.err == nil {
+					r.res, r.err = nil, err
+				}
+			}
+			w.ensureNoTx()
+			return
+		}
 		// Nothing is committed (a deferred foreign key failed, say): run
 		// each write on its own, so that each gets its own outcome.
 		w.ensureNoTx()
-		runAlone(w, batch)
+		runAlone(c, w, batch)
 	}
 }
 
 // runAlone runs each request as its own autocommit statement.
-func runAlone(w *phys, batch []*writeRequest) {
+func runAlone(c *connector, w *phys, batch []*writeRequest) {
 	for _, r := range batch {
-		r.run(w)
+		if w.broken {
+			c.dropWriter()
+			r.res, r.out, r.err = nil, nil, fmt.Errorf("sqlitesafe: the writer connection of %s failed; the write did not run", c.name)
+			continue
+		}
+		r.res, r.out, r.err = runWrite(w, r.call)
+	}
+}
+
+// dropWriter closes the shared writer now, rolling back whatever SQLite
+// still has open on it; the next write opens another. The caller holds the
+// writer queue.
+func (c *connector) dropWriter() {
+	if c.writer != nil {
+		c.writer.close()
+		c.writer = nil
 	}
 }

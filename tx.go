@@ -33,7 +33,15 @@ func (c *conn) checkTextTx() {
 // begun by text is still open.
 func (c *conn) onTx(op call) (driver.Result, driver.Rows, error) {
 	t := c.tx
+	if op.info.flags&flagTxEnd != 0 {
+		// COMMIT, RELEASE or ROLLBACK runs to its end: reported as its
+		// context's error, a COMMIT that completed would be a lie.
+		op.ctx = context.WithoutCancel(op.ctx)
+	}
 	res, rows, cs, err := op.on(t.ph)
+	if err != nil && op.info.flags&flagTxEnd != 0 {
+		err = commitError(err)
+	}
 	if err != nil {
 		if t.readOnly && isReadOnly(err) {
 			err = fmt.Errorf("%w: the transaction is read-only: %w", ErrReadOnly, err)
@@ -198,14 +206,21 @@ type tx struct {
 	c *conn
 }
 
-// Commit implements driver.Tx. Whatever COMMIT returns, the writer lock is
-// released and the connection is out of the transaction afterwards.
+// Commit implements driver.Tx. COMMIT runs to its end whatever the
+// transaction's context says (modernc.org/sqlite's Commit would report a
+// COMMIT that completed as the context's error), so an error means nothing
+// was committed, but for ErrOutcomeUnknown. Whatever COMMIT returns, the
+// writer lock is released and the connection is out of the transaction
+// afterwards.
 func (t *tx) Commit() error {
 	st := t.c.tx
 	if st == nil || st.dtx == nil {
 		return errors.New("sqlitesafe: commit: the transaction has already ended")
 	}
-	err := st.dtx.Commit()
+	err := st.ph.run(context.Background(), "COMMIT")
+	if err != nil {
+		err = commitError(err)
+	}
 	t.c.endTx(err != nil)
 	return t.c.c.readOnlyError(err)
 }
