@@ -3,9 +3,9 @@ package sqlitesafe
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // CheckpointMode is the mode of a WAL checkpoint, as PRAGMA wal_checkpoint
@@ -38,18 +38,32 @@ type CheckpointResult struct {
 	// them copied into the database. Both are -1 when the database is not
 	// in WAL mode.
 	Log, Checkpointed int
+	// Blocker says, when Busy, what kept the checkpoint from finishing: a
+	// read transaction of this process and where it was begun, rows of a
+	// query not closed, or another process.
+	Blocker string
+	// HeldReads is how long the checkpoint held new reads of the process
+	// back, waiting for the open ones to end (FULL and stronger).
+	HeldReads time.Duration
 }
 
-// Checkpoint runs a WAL checkpoint of the given mode (in any case) now, on the writer
-// connection and under the writer queue: the process's writers wait while it
-// runs, and it never has to compete with them. With CheckpointFull and
-// stronger it waits for readers too, up to the busy timeout; a read
-// transaction that never ends makes it report Busy (and makes the -wal file
-// grow: see Stats.WALSize).
+// Checkpoint runs a WAL checkpoint of the given mode (in any case) now, from
+// a connection of the checkpointer's own. It never holds the process's
+// writers for long:
 //
-// The driver checkpoints on its own as well: SQLite's automatic checkpoint
-// after commits, and a TRUNCATE checkpoint when the last handle of the
-// process on the file is closed.
+//   - CheckpointPassive copies what it can beside readers and writers.
+//   - CheckpointFull, CheckpointRestart and CheckpointTruncate copy what they
+//     can the same way, then hold new reads of the process back until the
+//     open ones end (at most 200 ms), then take the writer queue for the
+//     last step, waiting at most 100 ms for other processes. Writers of the
+//     process wait at most that long. When a read does not end in time, or
+//     another process's reader or writer is in the way, the result is Busy
+//     and Blocker names it.
+//
+// The driver checkpoints on its own as well (see Config.Checkpointing): in
+// the background between writes, a TRUNCATE when the -wal file passes half
+// its journal_size_limit, and a TRUNCATE when the last handle of the process
+// on the file is closed.
 func Checkpoint(ctx context.Context, db *sql.DB, mode CheckpointMode) (CheckpointResult, error) {
 	c, err := handleOf(db)
 	if err != nil {
@@ -74,50 +88,15 @@ func (c *connector) checkpoint(ctx context.Context, mode CheckpointMode) (Checkp
 	if c.readOnly {
 		return CheckpointResult{}, c.refuseWrite("a checkpoint")
 	}
-	q := &c.file.queue
-	if err := q.lock(ctx, c.cfg.busyTimeout(), c.holderHere(holdCheckpoint)); err != nil {
-		return CheckpointResult{}, err
+	if c.memory {
+		return CheckpointResult{Log: -1, Checkpointed: -1}, nil
 	}
-	defer q.unlock()
-	w, err := c.sharedWriter(ctx)
+	r, err := c.file.ckpt.checkpoint(ctx, mode)
 	if err != nil {
-		return CheckpointResult{}, err
+		return r, fmt.Errorf("sqlitesafe: checkpoint %s: %w", c.name, err)
 	}
-	defer c.checkWriter(w)
-	return c.runCheckpoint(ctx, w, mode)
-}
-
-// runCheckpoint runs the checkpoint on w and records it.
-func (c *connector) runCheckpoint(ctx context.Context, w *phys, mode CheckpointMode) (CheckpointResult, error) {
-	q := "PRAGMA wal_checkpoint(" + string(mode) + ")"
-	rows, err := w.queryer.QueryContext(ctx, q, nil)
-	if err != nil {
-		c.file.queue.stats.recordError(err)
-		return CheckpointResult{}, fmt.Errorf("sqlitesafe: %s on %s: %w", q, c.name, err)
-	}
-	defer rows.Close()
-	vals := make([]driver.Value, 3)
-	if err := rows.Next(vals); err != nil {
-		return CheckpointResult{}, fmt.Errorf("sqlitesafe: %s on %s: %w", q, c.name, err)
-	}
-	var r CheckpointResult
-	ints := [3]int{}
-	for i, v := range vals {
-		n, ok := v.(int64)
-		if !ok {
-			return CheckpointResult{}, fmt.Errorf("sqlitesafe: %s on %s: unexpected result %v", q, c.name, vals)
-		}
-		ints[i] = int(n)
-	}
-	r.Busy, r.Log, r.Checkpointed = ints[0] != 0, ints[1], ints[2]
-	c.file.queue.stats.recordCheckpoint(r)
 	return r, nil
 }
-
-// backupStepPages is how many pages one backup step copies: 1 MiB of 4 KiB
-// pages. Steps of 4 MiB gave the writers a p99.9 1.7-1.9 times their own
-// during a backup of 210 MB; steps of 1 MiB, 1.4-1.9 (median 1.6; BENCHMARKS.md).
-const backupStepPages = 256
 
 // closeCheckpoint checkpoints the file and truncates its -wal before the
 // last handle of the process closes its writer, so that the -wal does not
@@ -132,5 +111,7 @@ func (c *connector) closeCheckpoint(w *phys) {
 	if err := w.run(ctx, "PRAGMA busy_timeout = 0"); err != nil {
 		return
 	}
-	c.runCheckpoint(ctx, w, CheckpointTruncate)
+	if r, err := runCheckpoint(ctx, w, CheckpointTruncate, 0); err == nil {
+		c.file.queue.stats.recordCheckpoint(r)
+	}
 }

@@ -362,6 +362,12 @@ func (c *connector) setup(ctx context.Context, p *phys, first bool) error {
 		if err := run("PRAGMA journal_size_limit = " + sizeLimit); err != nil {
 			return err
 		}
+		if cfg.checkpointing() == CheckpointingBackground && cfg.journalMode() == JournalWAL {
+			// The checkpointer runs them, outside commits.
+			if err := run("PRAGMA wal_autocheckpoint = 0"); err != nil {
+				return err
+			}
+		}
 	}
 
 	// Read back what was asked for.
@@ -428,6 +434,8 @@ type fileState struct {
 	key     string
 	handles map[*connector]bool // guarded by files
 	queue   writeQueue
+	gate    readGate     // the read transactions of the process on the file
+	ckpt    checkpointer // its checkpoints
 }
 
 // lastHandle reports whether c is the only handle left on the file.
@@ -468,20 +476,39 @@ func acquireFile(key string, c *connector) (*fileState, error) {
 	}
 	f.handles[c] = true
 	f.queue.watch(c.cfg)
+	if !c.memory && !c.readOnly {
+		f.ckpt.f = f
+		f.ckpt.setOpener(c)
+		if c.cfg.checkpointing() == CheckpointingBackground && c.cfg.journalMode() == JournalWAL {
+			f.ckpt.start(c)
+		}
+	}
 	return f, nil
 }
 
 // releaseFile unregisters c; the last handle takes the file's state with it.
 func releaseFile(f *fileState, c *connector) {
 	files.Lock()
-	defer files.Unlock()
 	delete(f.handles, c)
-	if len(f.handles) == 0 && files.m[f.key] == f {
+	last := len(f.handles) == 0 && files.m[f.key] == f
+	if last {
 		delete(files.m, f.key)
 		f.queue.stopWatching()
 		if f.queue.proc != nil {
 			f.queue.proc.close()
 		}
+	} else {
+		for h := range f.handles {
+			if !h.memory && !h.readOnly && !h.shut.Load() {
+				f.ckpt.setOpener(h)
+				break
+			}
+		}
+	}
+	files.Unlock()
+	if last {
+		// Outside files: a checkpoint under way looks at the handles.
+		f.ckpt.shutdown()
 	}
 }
 

@@ -166,6 +166,11 @@ type Config struct {
 	// Logger receives the warnings (slow holders, slow waiters). Nil means
 	// slog.Default() at the time of the warning. It has no DSN key.
 	Logger *slog.Logger
+
+	// Checkpointing says who checkpoints a WAL database: the driver in the
+	// background (CheckpointingBackground, the default) or SQLite inside
+	// commits (CheckpointingCommit).
+	Checkpointing Checkpointing
 }
 
 // Mode is SQLite's URI parameter "mode".

@@ -39,20 +39,35 @@ var writePaths = []writePath{
 			return err
 		}
 		defer rows.Close()
+		n := 0
 		for rows.Next() {
 			var got int64
 			if err := rows.Scan(&got); err != nil {
-				return err
+				return fmt.Errorf("%w: %w", errRowsAfterCommit, err)
 			}
 			if got != id {
 				return fmt.Errorf("RETURNING gave %d, want %d", got, id)
 			}
+			n++
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("%w: %w", errRowsAfterCommit, err)
+		}
+		if n != 1 {
+			return fmt.Errorf("RETURNING gave %d rows", n)
+		}
+		return nil
 	}},
 	{"QueryRow with RETURNING", func(ctx context.Context, db *sql.DB, id int64) error {
+		row := db.QueryRowContext(ctx, "INSERT INTO w(id, path) VALUES (?, 'queryrow') RETURNING id", id)
+		if err := row.Err(); err != nil {
+			return err
+		}
 		var got int64
-		return db.QueryRowContext(ctx, "INSERT INTO w(id, path) VALUES (?, 'queryrow') RETURNING id", id).Scan(&got)
+		if err := row.Scan(&got); err != nil {
+			return fmt.Errorf("%w: %w", errRowsAfterCommit, err)
+		}
+		return nil
 	}},
 	{"BeginTx", func(ctx context.Context, db *sql.DB, id int64) error {
 		tx, err := db.BeginTx(ctx, nil)
@@ -94,6 +109,11 @@ var writePaths = []writePath{
 	}},
 }
 
+// errRowsAfterCommit marks an error database/sql reported while reading the
+// rows of a query the driver had run and committed: database/sql closes the
+// rows of a query whose context ends, and reports the context's error.
+var errRowsAfterCommit = errors.New("database/sql closed the rows of a committed write")
+
 // deadlineOutcomes runs calls of path with random short deadlines from
 // goroutines, and returns the ids whose call succeeded and those whose call
 // failed. Every error must come from the deadline.
@@ -116,7 +136,7 @@ func deadlineOutcomes(t *testing.T, db *sql.DB, goroutines, calls int, base int6
 					t.Errorf("%s: an error other than the deadline's: %v", p.name, err)
 				}
 				mu.Lock()
-				if err == nil {
+				if err == nil || errors.Is(err, errRowsAfterCommit) {
 					ok = append(ok, id)
 				} else {
 					failed = append(failed, id)
@@ -171,11 +191,13 @@ func TestDeadlineErrorMeansNotWritten(t *testing.T) {
 	for _, id := range ok {
 		if !got[id] {
 			lost++
+			t.Errorf("lost: %s", writePaths[(id%1_000_000)%int64(len(writePaths))].name)
 		}
 	}
 	for _, id := range failed {
 		if got[id] {
 			phantom++
+			t.Errorf("phantom: %s", writePaths[(id%1_000_000)%int64(len(writePaths))].name)
 		}
 	}
 	t.Logf("%d calls: %d succeeded, %d failed with the deadline; %d rows", len(ok)+len(failed), len(ok), len(failed), len(got))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"modernc.org/sqlite"
 )
@@ -25,6 +26,13 @@ type phys struct {
 	stmts  map[string]*cachedStmt
 	broken bool       // a statement left it in an unknown state: close, do not reuse
 	stats  *fileStats // counts its SQLITE_BUSY and SQLITE_LOCKED errors; may be nil
+
+	// A reader's borrowing, kept by its pool: since when, where a read
+	// transaction on it was begun (empty for a query), and its place in
+	// the pool's list of readers in use.
+	since  time.Time
+	site   callSite
+	outIdx int
 }
 
 // cachedStmt is a prepared statement kept by a phys for its query text.
@@ -252,6 +260,29 @@ func (p *phys) queryValue(ctx context.Context, query string) (string, error) {
 	default:
 		return fmt.Sprint(v), nil
 	}
+}
+
+// queryInts runs a query of the driver's own that returns one row of n
+// integers.
+func (p *phys) queryInts(ctx context.Context, query string, n int) ([]int64, error) {
+	rows, err := p.queryer.QueryContext(ctx, query, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	vals := make([]driver.Value, n)
+	if err := rows.Next(vals); err != nil {
+		return nil, err
+	}
+	out := make([]int64, n)
+	for i, v := range vals {
+		x, ok := v.(int64)
+		if !ok {
+			return nil, fmt.Errorf("sqlitesafe: %s gave %v, want %d integers", query, vals, n)
+		}
+		out[i] = x
+	}
+	return out, nil
 }
 
 // sqliteCode returns the extended result code of the SQLite error in err's

@@ -17,12 +17,45 @@ type readerPool struct {
 	max     int // 0: no cap
 	maxIdle int
 	waiters []chan *phys // FIFO; a nil send means "a slot is free, open one"
+	out     []*phys      // the readers in use, for the checkpointer's reports
 	closed  bool
 }
 
 // get returns a reader, opening one if the cap allows, else waiting for one
-// to be put back (bounded by ctx and the busy timeout).
+// to be put back (bounded by ctx and the busy timeout). While the
+// checkpointer holds new reads of the file back, it waits for that first.
 func (rp *readerPool) get(ctx context.Context) (*phys, error) {
+	gate := rp.gate()
+	if gate != nil {
+		if err := gate.enter(ctx); err != nil {
+			return nil, err
+		}
+	}
+	p, err := rp.take(ctx)
+	if err != nil {
+		if gate != nil {
+			gate.leave()
+		}
+		return nil, err
+	}
+	p.since = time.Now()
+	rp.mu.Lock()
+	p.outIdx = len(rp.out)
+	rp.out = append(rp.out, p)
+	rp.mu.Unlock()
+	return p, nil
+}
+
+// gate is the read gate of the file, or nil before the handle is open.
+func (rp *readerPool) gate() *readGate {
+	if f := rp.c.file; f != nil {
+		return &f.gate
+	}
+	return nil
+}
+
+// take is get without the gate and the bookkeeping.
+func (rp *readerPool) take(ctx context.Context) (*phys, error) {
 	for {
 		rp.mu.Lock()
 		if rp.closed {
@@ -88,7 +121,7 @@ func (rp *readerPool) wait(ctx context.Context, ch chan *phys) (*phys, error) {
 	if !removed {
 		// Served as the wait ran out: give it back.
 		if p := <-ch; p != nil {
-			rp.put(p)
+			rp.giveBack(p)
 		} else {
 			rp.mu.Lock()
 			rp.wakeLocked()
@@ -108,8 +141,36 @@ func (rp *readerPool) wakeLocked() {
 	}
 }
 
-// put gives a reader back.
+// put gives back a reader that get returned.
 func (rp *readerPool) put(p *phys) {
+	rp.mu.Lock()
+	last := len(rp.out) - 1
+	moved := rp.out[last]
+	rp.out[p.outIdx], moved.outIdx = moved, p.outIdx
+	rp.out[last] = nil
+	rp.out = rp.out[:last]
+	rp.mu.Unlock()
+	p.site = callSite{}
+	rp.giveBack(p)
+	if gate := rp.gate(); gate != nil {
+		gate.leave()
+	}
+}
+
+// oldest returns the reader that has been in use longest, if any.
+func (rp *readerPool) oldest() (since time.Time, site string, ok bool) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	for _, p := range rp.out {
+		if !ok || p.since.Before(since) {
+			since, site, ok = p.since, p.site.String(), true
+		}
+	}
+	return since, site, ok
+}
+
+// giveBack returns a reader to the pool, or closes it.
+func (rp *readerPool) giveBack(p *phys) {
 	if !p.broken {
 		if v, ok := p.conn.(driver.Validator); ok && !v.IsValid() {
 			p.broken = true

@@ -188,6 +188,9 @@ func (q *writeQueue) unlockLocked() {
 		q.proc.release()
 	}
 	q.stats.holds.record(time.Since(q.holder.since))
+	if q.holder.kind == holdCheckpoint {
+		q.stats.ckptDelayed.Add(int64(len(q.waiters)))
+	}
 	if len(q.waiters) == 0 {
 		q.held = false
 		q.holder = holder{}

@@ -83,10 +83,31 @@ type Stats struct {
 	// most often because a read never ends.
 	WALSize int64
 	// LastCheckpoint is the outcome of the last checkpoint the driver ran
-	// (with Checkpoint, or on close), and LastCheckpointAt its time; zero
-	// if none ran yet.
+	// (in the background, with Checkpoint, or on close), and
+	// LastCheckpointAt its time; zero if none ran yet. When a reader keeps
+	// checkpoints from resetting the -wal, LastCheckpoint.Busy is true and
+	// LastCheckpoint.Blocker names it.
 	LastCheckpoint   CheckpointResult
 	LastCheckpointAt time.Time
+
+	// Checkpoints counts the checkpoints the driver ran; CheckpointTotal
+	// and CheckpointMax sum and bound their durations, and
+	// BusyCheckpoints counts those that could not finish.
+	Checkpoints     int64
+	CheckpointTotal time.Duration
+	CheckpointMax   time.Duration
+	BusyCheckpoints int64
+	// CheckpointDelayedWriters counts the writers that waited for the
+	// writer queue while a checkpoint held it (at most 100 ms each).
+	CheckpointDelayedWriters int64
+	// ReadHoldBacks counts the times a checkpoint held new reads of the
+	// process back to reset the -wal; ReadHoldBackMax is the longest hold,
+	// and HeldReads and HeldReadMax count the reads that waited and bound
+	// their wait.
+	ReadHoldBacks   int64
+	ReadHoldBackMax time.Duration
+	HeldReads       int64
+	HeldReadMax     time.Duration
 }
 
 // Bucket is one bucket of a latency histogram: Count durations that were at
@@ -161,6 +182,12 @@ type fileStats struct {
 	checkpointMu  sync.Mutex
 	checkpoint    CheckpointResult
 	checkpointAt  time.Time
+
+	checkpoints     histogram    // the driver's checkpoints, by duration
+	busyCheckpoints atomic.Int64 // of which could not finish
+	ckptDelayed     atomic.Int64 // writers that waited while a checkpoint held the queue
+	readHolds       histogram    // holds of new reads, by duration
+	blockedWarned   atomic.Bool  // the warning for the current blocker is out
 }
 
 // recordError counts err if it is SQLITE_BUSY or SQLITE_LOCKED.
@@ -190,6 +217,9 @@ var codeNames = map[int]string{
 }
 
 func (s *fileStats) recordCheckpoint(r CheckpointResult) {
+	if r.Busy {
+		s.busyCheckpoints.Add(1)
+	}
 	s.checkpointMu.Lock()
 	s.checkpoint, s.checkpointAt = r, time.Now()
 	s.checkpointMu.Unlock()
@@ -282,6 +312,15 @@ func (c *connector) stats() Stats {
 	s.checkpointMu.Lock()
 	st.LastCheckpoint, st.LastCheckpointAt = s.checkpoint, s.checkpointAt
 	s.checkpointMu.Unlock()
+	st.Checkpoints = s.checkpoints.n.Load()
+	st.CheckpointTotal = time.Duration(s.checkpoints.total.Load())
+	st.CheckpointMax = time.Duration(s.checkpoints.max.Load())
+	st.BusyCheckpoints = s.busyCheckpoints.Load()
+	st.CheckpointDelayedWriters = s.ckptDelayed.Load()
+	st.ReadHoldBacks = s.readHolds.n.Load()
+	st.ReadHoldBackMax = time.Duration(s.readHolds.max.Load())
+	st.HeldReads = f.gate.held.Load()
+	st.HeldReadMax = time.Duration(f.gate.heldMax.Load())
 
 	if !c.memory {
 		if fi, err := os.Stat(f.key + "-wal"); err == nil {

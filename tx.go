@@ -130,6 +130,9 @@ func (c *conn) txTarget(ctx context.Context, kind holdKind, write bool) (*txStat
 		if err != nil {
 			return nil, err
 		}
+		// Where the read transaction began, should it keep a
+		// checkpoint from resetting the -wal.
+		r.site = captureSite()
 		t.ph, t.reader = r, true
 	}
 	return t, nil

@@ -25,7 +25,15 @@ import (
 //     their wait for the writer);
 //   - any other write (RETURNING rows, a script, DDL) runs in a transaction
 //     of its own: an error rolls it back, and COMMIT runs whatever the
-//     context says.
+//     context says. A query whose context has ended by the time its rows
+//     are read is rolled back too: database/sql reports the context's error
+//     from the rows of such a query.
+//
+// database/sql itself can still report a context's error after the driver
+// has committed a write through Query: Rows.Next, Rows.Err and Row.Scan
+// return the context's error when the context ends after Query returned and
+// before the rows were read. Row.Err and the error of QueryContext are the
+// driver's, and exact.
 
 // runWrite runs op, a statement outside any transaction, on p, which the
 // caller holds under the writer queue. A Query's rows are read in full.
@@ -80,6 +88,12 @@ func runInOwnTx(p *phys, op call) (driver.Result, driver.Rows, error) {
 		return nil, nil, err
 	}
 	res, rows, err := runBuffered(p, op)
+	if err == nil && op.rows && op.ctx.Err() != nil {
+		// database/sql would report the context's error from the rows
+		// of a query whose context has ended: do not commit a write
+		// the caller will be told failed.
+		err = op.ctx.Err()
+	}
 	if err != nil {
 		p.ensureNoTx()
 		return nil, nil, err

@@ -1,0 +1,433 @@
+package sqlitesafe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The checkpointer of a database file: a goroutine per file open in the
+// process that runs its checkpoints, between write transactions rather than
+// inside them, and keeps the -wal file bounded whatever the process's readers
+// do.
+//
+// SQLite's automatic checkpoint runs inside the commit that makes the WAL
+// pass 1000 pages, so that commit pays for copying the WAL into the database
+// and for two fsyncs. The driver turns it off on its connections
+// (wal_autocheckpoint=0) and checkpoints PASSIVE from a connection of its own
+// instead, as often as the WAL grows by about as much: writers and readers go
+// on meanwhile.
+//
+// A checkpoint copies the WAL only up to the oldest snapshot a reader still
+// uses, and the WAL starts over from its beginning only when no reader uses
+// it at all. With reads that overlap (one always open), it never does, and
+// the -wal file grows without bound. The process's readers are all the
+// driver's: when the -wal passes half of journal_size_limit, the checkpointer
+// holds new read transactions of the process back (the read gate), waits for
+// the open ones to end (at most maxReadHoldBack), and runs a TRUNCATE
+// checkpoint under the writer queue (at most checkpointQueueHold), then lets
+// the reads go. Readers of other processes cannot be held back; they are
+// reported.
+
+const (
+	// maxReadHoldBack bounds how long new reads wait while a checkpoint
+	// waits for the open ones to end.
+	maxReadHoldBack = 200 * time.Millisecond
+	// checkpointQueueHold bounds how long a checkpoint holds the writer
+	// queue: the busy timeout of its final step.
+	checkpointQueueHold = 100 * time.Millisecond
+	// targetFrames is how many WAL frames a background checkpoint aims to
+	// copy each time: SQLite's automatic checkpoint threshold.
+	targetFrames = 1000
+)
+
+// Checkpointing says who runs the checkpoints of a WAL database: the
+// driver, in the background (the default), or SQLite, inside the commit
+// that makes the WAL pass 1000 pages.
+type Checkpointing string
+
+// The checkpointing policies.
+const (
+	// CheckpointingBackground: the driver's checkpointer, between writes
+	// (wal_autocheckpoint=0 on the driver's connections), with the -wal
+	// kept under half its journal_size_limit whatever the process's
+	// readers do.
+	CheckpointingBackground Checkpointing = "background"
+	// CheckpointingCommit: SQLite's automatic checkpoint, as with other
+	// drivers. The commit that crosses the threshold pays for it, and
+	// overlapping reads can make the -wal grow without bound.
+	CheckpointingCommit Checkpointing = "commit"
+)
+
+// checkpointing returns the policy, with the default filled in.
+func (c *Config) checkpointing() Checkpointing {
+	if c.Checkpointing == "" {
+		return CheckpointingBackground
+	}
+	return c.Checkpointing
+}
+
+// readGate counts the read transactions on the readers of a file, and lets a
+// checkpoint hold new ones back while the open ones end.
+type readGate struct {
+	holding atomic.Bool  // a checkpoint holds new reads back
+	active  atomic.Int64 // read transactions let in and not ended
+
+	mu      sync.Mutex
+	opened  chan struct{} // closed when the hold ends; guarded by mu
+	drained chan struct{} // closed when active reaches 0 during a hold; guarded by mu
+
+	// held counts the reads that waited at the gate; heldMax is the
+	// longest such wait, in nanoseconds.
+	held, heldMax atomic.Int64
+}
+
+// enter lets a read transaction in, waiting while a checkpoint holds reads
+// back.
+func (g *readGate) enter(ctx context.Context) error {
+	if !g.holding.Load() {
+		g.active.Add(1)
+		if !g.holding.Load() {
+			return nil
+		}
+		g.leave()
+	}
+	start := time.Now()
+	for {
+		g.mu.Lock()
+		ch := g.opened
+		if ch == nil {
+			g.active.Add(1)
+			g.mu.Unlock()
+			g.held.Add(1)
+			if d := int64(time.Since(start)); d > g.heldMax.Load() {
+				g.heldMax.Store(d)
+			}
+			return nil
+		}
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// leave ends a read transaction let in by enter.
+func (g *readGate) leave() {
+	if g.active.Add(-1) == 0 && g.holding.Load() {
+		g.mu.Lock()
+		if g.drained != nil && g.active.Load() == 0 {
+			close(g.drained)
+			g.drained = nil
+		}
+		g.mu.Unlock()
+	}
+}
+
+// hold holds new reads back and waits, at most d (and while ctx lasts), for
+// the open ones to end. It reports whether they did. The caller calls
+// release in any case.
+func (g *readGate) hold(ctx context.Context, d time.Duration) bool {
+	g.mu.Lock()
+	g.opened = make(chan struct{})
+	g.holding.Store(true)
+	if g.active.Load() == 0 {
+		g.mu.Unlock()
+		return true
+	}
+	drained := make(chan struct{})
+	g.drained = drained
+	g.mu.Unlock()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-drained:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return g.active.Load() == 0
+}
+
+// release lets the reads held back go.
+func (g *readGate) release() {
+	g.mu.Lock()
+	g.holding.Store(false)
+	close(g.opened)
+	g.opened, g.drained = nil, nil
+	g.mu.Unlock()
+}
+
+// checkpointer runs the checkpoints of one file.
+type checkpointer struct {
+	f *fileState
+
+	mu sync.Mutex // one checkpoint at a time; guards p
+	p  *phys      // a read-write connection of its own, opened when first needed
+
+	opener atomic.Pointer[connector] // a read-write handle on the file, to open p with
+
+	stop chan struct{} // closed to end the background goroutine; nil without one
+	done chan struct{} // closed when it has ended
+
+	limit atomic.Int64 // the -wal size past which reads are held back
+}
+
+// start runs the background checkpointer of the file, for handle c. The
+// caller holds files.
+//
+// The -wal bound is the first handle's: half its journal_size_limit.
+func (k *checkpointer) start(c *connector) {
+	k.limit.Store(c.cfg.journalSizeLimit() / 2)
+	if k.stop != nil {
+		return
+	}
+	k.stop, k.done = make(chan struct{}), make(chan struct{})
+	go k.run(k.stop, k.done)
+}
+
+// setOpener gives the checkpointer a handle to open its connection with.
+// The caller holds files.
+func (k *checkpointer) setOpener(c *connector) {
+	if o := k.opener.Load(); o == nil || o.shut.Load() {
+		k.opener.Store(c)
+	}
+}
+
+// shutdown ends the background goroutine and closes the connection, once no
+// handle is left on the file.
+func (k *checkpointer) shutdown() {
+	if k.stop != nil {
+		close(k.stop)
+		<-k.done
+		k.stop = nil
+	}
+	k.mu.Lock()
+	if k.p != nil {
+		k.p.close()
+		k.p = nil
+	}
+	k.opener.Store(nil)
+	k.mu.Unlock()
+}
+
+// run is the background goroutine: a PASSIVE checkpoint whenever writes
+// have come since the last, at an interval that adapts so that each copies
+// about targetFrames frames; a reset when the -wal passes its limit.
+func (k *checkpointer) run(stop, done chan struct{}) {
+	defer close(done)
+	interval := 50 * time.Millisecond
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
+	var writes int64
+	var prev CheckpointResult
+	for {
+		select {
+		case <-stop:
+			return
+		case <-timer.C:
+		}
+		if w := k.f.queue.stats.writes.Load(); w != writes {
+			writes = w
+			r, err := k.checkpoint(context.Background(), CheckpointPassive)
+			if err == nil && r.Log >= 0 {
+				copied := r.Checkpointed
+				if r.Log >= prev.Log {
+					copied -= prev.Checkpointed
+				}
+				switch {
+				case copied > 2*targetFrames:
+					interval = max(interval/2, 5*time.Millisecond)
+				case copied < targetFrames/2:
+					interval = min(interval*2, 250*time.Millisecond)
+				}
+				prev = r
+			}
+			if limit := k.limit.Load(); limit > 0 && walSize(k.f.key) > limit {
+				k.checkpoint(context.Background(), CheckpointTruncate)
+			}
+		}
+		timer.Reset(interval)
+	}
+}
+
+// walSize returns the size of the database's -wal file, 0 if none.
+func walSize(db string) int64 {
+	fi, err := os.Stat(db + "-wal")
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// conn returns the checkpointer's connection, opening it. k.mu is held.
+func (k *checkpointer) conn(ctx context.Context) (*phys, error) {
+	if k.p != nil && !k.p.broken {
+		return k.p, nil
+	}
+	if k.p != nil {
+		k.p.close()
+		k.p = nil
+	}
+	o := k.opener.Load()
+	if o == nil {
+		return nil, errors.New("sqlitesafe: no read-write handle open to checkpoint with")
+	}
+	p, err := o.openWriter(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	k.p = p
+	return p, nil
+}
+
+// checkpoint runs a checkpoint of the given mode. PASSIVE copies what it can
+// beside readers and writers. The others first copy what they can the same
+// way, then hold the process's new reads back until the open ones end (at
+// most maxReadHoldBack), then take the writer queue and finish, waiting at
+// most checkpointQueueHold for other processes: a checkpoint never holds the
+// writers of the process longer than that, and when a reader blocks it, it
+// reports Busy and names the reader.
+func (k *checkpointer) checkpoint(ctx context.Context, mode CheckpointMode) (CheckpointResult, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	start := time.Now()
+	p, err := k.conn(ctx)
+	if err != nil {
+		return CheckpointResult{}, err
+	}
+	r, err := runCheckpoint(ctx, p, CheckpointPassive, 0)
+	if err == nil && r.Log > r.Checkpointed {
+		// PASSIVE copies every frame there was when it began unless a
+		// reader still needs the older pages.
+		r.Busy, r.Blocker = true, k.f.readBlocker()
+	}
+	if err != nil || mode == CheckpointPassive {
+		k.record(r, err, start, false)
+		return r, err
+	}
+	r.Busy, r.Blocker = false, ""
+
+	gate := &k.f.gate
+	holdStart := time.Now()
+	drained := gate.hold(ctx, maxReadHoldBack)
+	if !drained {
+		r.HeldReads = time.Since(holdStart)
+		gate.release()
+		r.Busy = true
+		r.Blocker = k.f.oldestReader()
+		k.record(r, nil, start, true)
+		return r, nil
+	}
+	q := &k.f.queue
+	wait := max(maxReadHoldBack-time.Since(holdStart), time.Millisecond)
+	if err := q.lock(ctx, wait, holder{kind: holdCheckpoint, since: time.Now()}); err != nil {
+		r.HeldReads = time.Since(holdStart)
+		gate.release()
+		r.Busy = true
+		r.Blocker = "the writers of this process: the writer queue stayed busy for " + round(wait).String()
+		k.record(r, nil, start, true)
+		return r, nil
+	}
+	r, err = runCheckpoint(ctx, p, mode, checkpointQueueHold)
+	q.unlock()
+	r.HeldReads = time.Since(holdStart)
+	gate.release()
+	if err == nil && r.Busy {
+		r.Blocker = k.f.otherProcessReaders()
+	}
+	k.record(r, err, start, true)
+	return r, err
+}
+
+// record counts a checkpoint in the file's Stats. A reset (FULL and
+// stronger) that something kept from finishing is also logged, once until
+// one finishes: the -wal grows meanwhile.
+func (k *checkpointer) record(r CheckpointResult, err error, start time.Time, reset bool) {
+	s := &k.f.queue.stats
+	s.checkpoints.record(time.Since(start))
+	if r.HeldReads > 0 {
+		s.readHolds.record(r.HeldReads)
+	}
+	if err != nil {
+		return
+	}
+	s.recordCheckpoint(r)
+	switch {
+	case !reset:
+	case !r.Busy:
+		s.blockedWarned.Store(false)
+	case s.blockedWarned.CompareAndSwap(false, true):
+		if c := k.opener.Load(); c != nil {
+			c.cfg.logger().Warn("sqlitesafe: a checkpoint cannot reset the -wal file: "+r.Blocker+"; the -wal grows until it ends",
+				slog.String("file", k.f.queue.file), slog.Int64("wal_bytes", walSize(k.f.key)))
+		}
+	}
+}
+
+// runCheckpoint runs PRAGMA wal_checkpoint(mode) on p. busy, if not 0, is
+// how long SQLite may wait for other processes' readers and writers.
+func runCheckpoint(ctx context.Context, p *phys, mode CheckpointMode, busy time.Duration) (CheckpointResult, error) {
+	if busy > 0 {
+		if err := p.run(ctx, "PRAGMA busy_timeout = "+strconv.FormatInt(busy.Milliseconds(), 10)); err != nil {
+			return CheckpointResult{}, err
+		}
+		defer p.run(context.Background(), "PRAGMA busy_timeout = 0")
+	}
+	q := "PRAGMA wal_checkpoint(" + string(mode) + ")"
+	v, err := p.queryInts(ctx, q, 3)
+	if err != nil {
+		p.note(err)
+		return CheckpointResult{}, fmt.Errorf("sqlitesafe: %s: %w", q, err)
+	}
+	return CheckpointResult{Busy: v[0] != 0, Log: int(v[1]), Checkpointed: int(v[2])}, nil
+}
+
+// oldestReader describes the read of this process open longest on the file.
+func (f *fileState) oldestReader() string {
+	files.Lock()
+	handles := make([]*connector, 0, len(f.handles))
+	for c := range f.handles {
+		handles = append(handles, c)
+	}
+	files.Unlock()
+	var since time.Time
+	var site string
+	found := false
+	for _, c := range handles {
+		if s, st, ok := c.readers.oldest(); ok && (!found || s.Before(since)) {
+			since, site, found = s, st, true
+		}
+	}
+	if !found {
+		return "a read of this process"
+	}
+	open := round(time.Since(since)).String()
+	if site == "" {
+		return "the rows of a query of this process, open for " + open + " (close rows when done with them)"
+	}
+	return "a read transaction of this process begun at " + site + ", open for " + open
+}
+
+// readBlocker describes what keeps a checkpoint from copying every frame: a
+// read of this process if one is open, else another process.
+func (f *fileState) readBlocker() string {
+	if f.gate.active.Load() > 0 {
+		return f.oldestReader()
+	}
+	return f.otherProcessReaders()
+}
+
+// otherProcessReaders describes the other processes that read the file, as
+// far as the system tells.
+func (f *fileState) otherProcessReaders() string {
+	return "a reader or writer in another process"
+}

@@ -1,0 +1,230 @@
+package sqlitesafe_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sqlitesafe/sqlitesafe"
+)
+
+// walBound is the documented bound of the -wal file with the default
+// journal_size_limit: the checkpointer resets it when it passes half of it.
+const walBound = sqlitesafe.DefaultJournalSizeLimit
+
+// overlappingReads runs read transactions of about 50 ms from 4 goroutines,
+// staggered so that one is always open, and one goroutine inserting 1 KiB
+// rows, until stop returns true (checked every 10 ms, with the -wal's size).
+// It returns the inserts that succeeded, the reads that did, the errors, and
+// the largest -wal seen.
+func overlappingReads(t *testing.T, db *sql.DB, path string, stop func(wal int64, elapsed time.Duration) bool) (inserts, reads int64, errs []error, maxWAL int64) {
+	t.Helper()
+	var done atomic.Bool
+	var mu sync.Mutex
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(g) * 12 * time.Millisecond)
+			for !done.Load() {
+				tx, err := db.BeginTx(context.Background(), &sql.TxOptions{ReadOnly: true})
+				if err != nil {
+					fail(err)
+					return
+				}
+				var n int64
+				err = tx.QueryRow("SELECT count(*) FROM w").Scan(&n)
+				time.Sleep(50 * time.Millisecond)
+				if err == nil {
+					err = tx.Commit()
+				} else {
+					tx.Rollback()
+				}
+				if err != nil {
+					fail(err)
+					return
+				}
+				atomic.AddInt64(&reads, 1)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !done.Load() {
+			if _, err := db.Exec("INSERT INTO w(v) VALUES (randomblob(1024))"); err != nil {
+				fail(err)
+				return
+			}
+			atomic.AddInt64(&inserts, 1)
+		}
+	}()
+	start := time.Now()
+	for {
+		time.Sleep(10 * time.Millisecond)
+		var wal int64
+		if fi, err := os.Stat(path + "-wal"); err == nil {
+			wal = fi.Size()
+		}
+		maxWAL = max(maxWAL, wal)
+		mu.Lock()
+		failed := len(errs) > 0
+		mu.Unlock()
+		if failed || stop(wal, time.Since(start)) {
+			break
+		}
+	}
+	done.Store(true)
+	wg.Wait()
+	return inserts, reads, errs, maxWAL
+}
+
+// Overlapping read transactions (one always open) beside a writer of 1 KiB
+// rows: the -wal stays under its bound, reads and writes keep succeeding,
+// and Stats reports how long reads were held back.
+func TestWALBoundedUnderOverlappingReads(t *testing.T) {
+	d := 60 * time.Second
+	if testing.Short() {
+		d = 4 * time.Second
+	}
+	watchdog(t, d+time.Minute)
+	path := dbPath(t)
+	db := openSafe(t, path)
+	mustExec(t, db, "CREATE TABLE w(id INTEGER PRIMARY KEY, v BLOB)")
+	inserts, reads, errs, maxWAL := overlappingReads(t, db, path, func(_ int64, elapsed time.Duration) bool { return elapsed > d })
+	noErrors(t, "overlapping reads beside a writer", errs)
+	st := mustStats(t, db)
+	t.Logf("%s: %d inserts (%.0f MiB), %d reads; largest -wal %.1f MiB (bound %d MiB); %d checkpoints (%d busy), %d resets holding reads back, longest %s; %d reads held back, longest %s",
+		d, inserts, float64(inserts)/1024, reads, float64(maxWAL)/(1<<20), walBound>>20,
+		st.Checkpoints, st.BusyCheckpoints, st.ReadHoldBacks, st.ReadHoldBackMax, st.HeldReads, st.HeldReadMax)
+	if maxWAL > walBound {
+		t.Errorf("the -wal reached %d bytes, past its bound of %d", maxWAL, walBound)
+	}
+	if n := queryInt(t, db, "SELECT count(*) FROM w"); n != inserts {
+		t.Errorf("%d rows, %d inserts succeeded", n, inserts)
+	}
+	if reads < int64(d/(60*time.Millisecond)) {
+		t.Errorf("only %d reads in %s", reads, d)
+	}
+	if st.ReadHoldBacks == 0 || st.ReadHoldBackMax <= 0 {
+		t.Errorf("no hold-back reported: %+v", st)
+	}
+	if st.ReadHoldBackMax > 500*time.Millisecond || st.HeldReadMax > 500*time.Millisecond {
+		t.Errorf("reads held back %s (a read waited %s), want at most about 200 ms", st.ReadHoldBackMax, st.HeldReadMax)
+	}
+}
+
+// The control: plain modernc.org/sqlite's -wal grows without bound under the
+// same load (checkpoint starvation).
+func TestWALControlPlainModernc(t *testing.T) {
+	limit := int64(1 << 30)
+	if testing.Short() {
+		limit = 2 * walBound
+	}
+	watchdog(t, 3*time.Minute)
+	path := dbPath(t)
+	db := open(t, "sqlite", rawCareful(path))
+	mustExec(t, db, "CREATE TABLE w(id INTEGER PRIMARY KEY, v BLOB)")
+	inserts, _, errs, maxWAL := overlappingReads(t, db, path, func(wal int64, elapsed time.Duration) bool {
+		return wal > limit || elapsed > 2*time.Minute
+	})
+	noErrors(t, "control", errs)
+	t.Logf("plain modernc.org/sqlite: -wal %.0f MiB after %d inserts of 1 KiB", float64(maxWAL)/(1<<20), inserts)
+	if maxWAL <= limit {
+		t.Fatalf("plain modernc.org/sqlite kept the -wal at %d bytes: the control shows nothing", maxWAL)
+	}
+}
+
+// A TRUNCATE checkpoint while a read transaction stays open does not fail or
+// stall the writers: it holds new reads back for at most its bound, gives
+// up, and reports Busy naming the read.
+func TestCheckpointBesideOpenReadNeverFailsWriters(t *testing.T) {
+	watchdog(t, 2*time.Minute)
+	path := dbPath(t)
+	db := openSafe(t, path)
+	mustExec(t, db, "CREATE TABLE w(id INTEGER PRIMARY KEY, v BLOB)")
+	mustExec(t, db, "INSERT INTO w(v) VALUES (randomblob(1024))")
+	long, err := db.BeginTx(context.Background(), &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := long.QueryRow("SELECT count(*) FROM w").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+
+	var done atomic.Bool
+	var worst atomic.Int64
+	var inserted atomic.Int64
+	var errsMu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !done.Load() {
+				start := time.Now()
+				_, err := db.Exec("INSERT INTO w(v) VALUES (randomblob(1024))")
+				if d := int64(time.Since(start)); d > worst.Load() {
+					worst.Store(d)
+				}
+				if err != nil {
+					errsMu.Lock()
+					errs = append(errs, err)
+					errsMu.Unlock()
+					return
+				}
+				inserted.Add(1)
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	for _, mode := range []sqlitesafe.CheckpointMode{sqlitesafe.CheckpointTruncate, sqlitesafe.CheckpointRestart, sqlitesafe.CheckpointFull, sqlitesafe.CheckpointTruncate} {
+		start := time.Now()
+		r, err := sqlitesafe.Checkpoint(context.Background(), db, mode)
+		if err != nil {
+			t.Fatalf("Checkpoint(%s): %v", mode, err)
+		}
+		t.Logf("Checkpoint(%s) beside an open read: %+v in %s", mode, r, time.Since(start))
+		if !r.Busy || !strings.Contains(r.Blocker, "wal_test.go") {
+			t.Errorf("Checkpoint(%s) = %+v, want Busy, naming the read transaction's line", mode, r)
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Errorf("Checkpoint(%s) took %s", mode, time.Since(start))
+		}
+	}
+	done.Store(true)
+	wg.Wait()
+	long.Rollback()
+	noErrors(t, "writers beside checkpoints", errs)
+	st := mustStats(t, db)
+	t.Logf("%d inserts; the slowest took %s; Stats: %d checkpoints, %d busy, %d writers delayed by them; last %+v",
+		inserted.Load(), time.Duration(worst.Load()), st.Checkpoints, st.BusyCheckpoints, st.CheckpointDelayedWriters, st.LastCheckpoint)
+	if w := time.Duration(worst.Load()); w > 500*time.Millisecond {
+		t.Errorf("a writer waited %s beside the checkpoints", w)
+	}
+	if n := queryInt(t, db, "SELECT count(*) FROM w"); n != inserted.Load()+1 {
+		t.Errorf("%d rows, want %d", n, inserted.Load()+1)
+	}
+	// With the read ended, TRUNCATE finishes.
+	r, err := sqlitesafe.Checkpoint(context.Background(), db, sqlitesafe.CheckpointTruncate)
+	if err != nil || r.Busy {
+		t.Fatalf("Checkpoint(TRUNCATE) after the read ended: %+v, %v", r, err)
+	}
+	if errors.Is(err, sqlitesafe.ErrLockTimeout) {
+		t.Fatal(err)
+	}
+}
