@@ -337,10 +337,25 @@ func (k *checkpointer) checkpoint(ctx context.Context, mode CheckpointMode) (Che
 		k.record(r, nil, start, true)
 		return r, nil
 	}
-	r, err = runCheckpoint(ctx, p, mode, checkpointQueueHold)
+	// No reader of the process and no writer: this copies every frame.
+	// Reads that begin once every frame is copied read the database file
+	// alone and do not keep the WAL from starting over, so they may go
+	// before the last step.
+	var held time.Duration
+	r, err = runCheckpoint(ctx, p, CheckpointPassive, 0)
+	if err == nil && r.Log == r.Checkpointed {
+		held = time.Since(holdStart)
+		gate.release()
+	}
+	if err == nil {
+		r, err = runCheckpoint(ctx, p, mode, checkpointQueueHold)
+	}
 	q.unlock()
-	r.HeldReads = time.Since(holdStart)
-	gate.release()
+	if held == 0 {
+		held = time.Since(holdStart)
+		gate.release()
+	}
+	r.HeldReads = held
 	if err == nil && r.Busy {
 		r.Blocker = k.f.otherProcessReaders()
 	}

@@ -44,8 +44,8 @@ func overlappingReads(t *testing.T, db *sql.DB, path string, stop func(wal int64
 					fail(err)
 					return
 				}
-				var n int64
-				err = tx.QueryRow("SELECT count(*) FROM w").Scan(&n)
+				var n sql.NullInt64
+				err = tx.QueryRow("SELECT max(id) FROM w").Scan(&n)
 				time.Sleep(50 * time.Millisecond)
 				if err == nil {
 					err = tx.Commit()
@@ -115,14 +115,17 @@ func TestWALBoundedUnderOverlappingReads(t *testing.T) {
 	if n := queryInt(t, db, "SELECT count(*) FROM w"); n != inserts {
 		t.Errorf("%d rows, %d inserts succeeded", n, inserts)
 	}
-	if reads < int64(d/(60*time.Millisecond)) {
+	// Four goroutines, each at least a read a second.
+	if reads < int64(4*d/time.Second) {
 		t.Errorf("only %d reads in %s", reads, d)
 	}
 	if st.ReadHoldBacks == 0 || st.ReadHoldBackMax <= 0 {
 		t.Errorf("no hold-back reported: %+v", st)
 	}
-	if st.ReadHoldBackMax > 500*time.Millisecond || st.HeldReadMax > 500*time.Millisecond {
-		t.Errorf("reads held back %s (a read waited %s), want at most about 200 ms", st.ReadHoldBackMax, st.HeldReadMax)
+	// At most 200 ms waiting for the open reads, then the copy of the
+	// frames written meanwhile (two fsyncs): generous for a loaded machine.
+	if st.ReadHoldBackMax > time.Second || st.HeldReadMax > time.Second {
+		t.Errorf("reads held back %s (a read waited %s), want well under a second", st.ReadHoldBackMax, st.HeldReadMax)
 	}
 }
 
