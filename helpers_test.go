@@ -24,7 +24,4 @@ var (
 	counterSchema = dbtest.CounterSchema
 )
 
-type (
-	execer  = dbtest.Execer
-	queryer = dbtest.Queryer
-)
+type queryer = dbtest.Queryer
