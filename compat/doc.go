@@ -22,5 +22,8 @@
 // (github.com/glebarez/sqlite does): modernc.org/sqlite registers it too, and
 // the test binary panics at start.
 //
-// Run the tests from this directory: go test ./...
+// Each tool has a test file of its own (gorm_test.go, river_test.go, ...),
+// the examples are in example_test.go, and the helpers shared with the
+// driver's own tests are in internal/dbtest of the root module. Run the
+// tests from this directory: go test ./...
 package compat
