@@ -211,7 +211,7 @@ func (c *Cluster) spawn(node *Node) error {
 }
 
 // waitNode waits until node answers a leadership query with a known leader, which it does once it
-// is part of a cluster with a leader.
+// is part of a cluster with a leader, and serves its API, which it does once it has started.
 func (c *Cluster) waitNode(ctx context.Context, node *Node) error {
 	for {
 		if !node.Running() {
@@ -219,7 +219,14 @@ func (c *Cluster) waitNode(ctx context.Context, node *Node) error {
 		}
 		leader, err := nodeLeader(ctx, node.DB)
 		if err == nil && leader != "" {
-			return nil
+			// dqlite-demo listens on its API address only after its own start-up statement
+			// (a CREATE TABLE in database "demo") has run: a node killed or whose leader is
+			// killed before then exits with "call exec-sql ...: EOF".
+			var conn net.Conn
+			if conn, err = net.DialTimeout("tcp", node.API, time.Second); err == nil {
+				conn.Close()
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():

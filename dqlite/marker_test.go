@@ -1,0 +1,195 @@
+//go:build linux
+
+package dqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/sqlitesafe/sqlitesafe/dqlite/internal/cluster"
+)
+
+func TestMarker(t *testing.T) {
+	watchdog(t, 2*time.Minute)
+	c := cluster.Start(t, 3)
+	ctx := context.Background()
+
+	t.Run("ResolveAfterCommitAndRollback", func(t *testing.T) {
+		db := c.OpenPlain(t, "resolve.db")
+		mustExec(t, db, "CREATE TABLE t (v INTEGER)")
+		if err := ensureMarkerTable(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		m, err := newMarker()
+		if err != nil {
+			t.Fatal(err)
+		}
+		connect := func(ctx context.Context) (*sql.Conn, error) { return db.Conn(ctx) }
+
+		// Nothing committed yet: seq 1 is not.
+		if o, err := m.resolve(ctx, connect, 1); err != nil || o != outcomeNotCommitted {
+			t.Fatalf("resolve before any commit: %v, %v; want not committed", o, err)
+		}
+		o, err := m.writeTx(ctx, connect, func(ctx context.Context, tx execer) error {
+			_, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (1)")
+			return err
+		})
+		if err != nil || o != outcomeCommitted {
+			t.Fatalf("writeTx: %v, %v", o, err)
+		}
+		if o, err := m.resolve(ctx, connect, 1); err != nil || o != outcomeCommitted {
+			t.Fatalf("resolve of the committed seq 1: %v, %v; want committed", o, err)
+		}
+		if o, err := m.resolve(ctx, connect, 2); err != nil || o != outcomeNotCommitted {
+			t.Fatalf("resolve of seq 2, never run: %v, %v; want not committed", o, err)
+		}
+
+		// A transaction that fails before COMMIT writes neither its rows nor its marker.
+		boom := errors.New("boom")
+		o, err = m.writeTx(ctx, connect, func(ctx context.Context, tx execer) error {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO t VALUES (2)"); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) || o != outcomeNotCommitted {
+			t.Fatalf("failing writeTx: %v, %v; want boom, not committed", o, err)
+		}
+		if n := count(t, db, "SELECT count(*) FROM t"); n != 1 {
+			t.Fatalf("want 1 row after the rolled-back transaction, got %d", n)
+		}
+		var seq int64
+		if err := db.QueryRow(selectMarker, m.client).Scan(&seq); err != nil || seq != 1 {
+			t.Fatalf("marker row: seq %d, %v; want 1", seq, err)
+		}
+		// Another writer's marker is its own row.
+		m2, _ := newMarker()
+		if o, err := m2.resolve(ctx, connect, 1); err != nil || o != outcomeNotCommitted {
+			t.Fatalf("resolve for another client: %v, %v; want not committed", o, err)
+		}
+		if n := count(t, db, "SELECT count(*) FROM "+markerTable); n != 1 {
+			t.Fatalf("want 1 marker row (one per writer that committed), got %d", n)
+		}
+	})
+
+	t.Run("ResolveWaitsForAnOpenWriteTransaction", func(t *testing.T) {
+		db := c.OpenPlain(t, "wait.db")
+		if err := ensureMarkerTable(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := newMarker()
+		connect := func(ctx context.Context) (*sql.Conn, error) { return db.Conn(ctx) }
+		// Another connection writes this writer's marker for seq 1 and holds its transaction
+		// open: until it commits, the answer is not final, and resolve must wait for it.
+		other, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		mustExec(t, other, "BEGIN IMMEDIATE")
+		if err := m.mark(ctx, other, 1); err != nil {
+			t.Fatal(err)
+		}
+		const hold = 300 * time.Millisecond
+		go func() {
+			time.Sleep(hold)
+			_, _ = other.ExecContext(ctx, "COMMIT")
+		}()
+		start := time.Now()
+		o, err := m.resolve(ctx, connect, 1)
+		took := time.Since(start)
+		if err != nil || o != outcomeCommitted {
+			t.Fatalf("resolve: %v, %v; want committed", o, err)
+		}
+		if took < hold-50*time.Millisecond {
+			t.Fatalf("resolve answered after %v, before the open transaction committed (%v)", took, hold)
+		}
+	})
+
+	t.Run("ResolveBoundedWithoutLeader", func(t *testing.T) {
+		// A marker whose connections all fail (as when no node answers) gives up with
+		// errOutcomeUnknown when its context ends.
+		m, _ := newMarker()
+		connect := func(ctx context.Context) (*sql.Conn, error) { return nil, errors.New("dial: connection refused") }
+		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		o, err := m.resolve(ctx, connect, 1)
+		if o != outcomeUnknown || !errors.Is(err, errOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("resolve without a leader: %v, %v; want outcome unknown wrapping the deadline", o, err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("resolve took %v past a 200 ms context", took)
+		}
+	})
+
+	t.Run("Cost", func(t *testing.T) {
+		db := c.OpenPlain(t, "cost.db")
+		mustExec(t, db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+		if err := ensureMarkerTable(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := newMarker()
+		connect := func(ctx context.Context) (*sql.Conn, error) { return db.Conn(ctx) }
+		insert := func(ctx context.Context, tx execer) error {
+			_, err := tx.ExecContext(ctx, "INSERT INTO t (v) VALUES ('0123456789abcdef0123456789abcdef')")
+			return err
+		}
+		// Without the marker: the same path (a connection, BEGIN IMMEDIATE, the insert, COMMIT).
+		plain := func() error {
+			conn, err := m.begin(ctx, connect)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			if err := insert(ctx, conn); err != nil {
+				return err
+			}
+			_, err = conn.ExecContext(ctx, "COMMIT")
+			return err
+		}
+		marked := func() error {
+			_, err := m.writeTx(ctx, connect, insert)
+			return err
+		}
+		const blocks, perBlock = 8, 40
+		var plainT, markedT []time.Duration // per block
+		for b := 0; b < blocks; b++ {
+			runs := []struct {
+				f   func() error
+				dst *[]time.Duration
+			}{{plain, &plainT}, {marked, &markedT}}
+			if b%2 == 1 { // alternate which goes first
+				runs[0], runs[1] = runs[1], runs[0]
+			}
+			for _, r := range runs {
+				start := time.Now()
+				for n := 0; n < perBlock; n++ {
+					if err := r.f(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				*r.dst = append(*r.dst, time.Since(start))
+			}
+		}
+		med := func(ds []time.Duration) time.Duration {
+			s := append([]time.Duration(nil), ds...)
+			sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+			return (s[len(s)/2-1] + s[len(s)/2]) / 2
+		}
+		p, mk := med(plainT)/perBlock, med(markedT)/perBlock
+		cost := float64(mk-p) / float64(p) * 100
+		t.Logf("write transaction of one insert, median of %d blocks of %d: without marker %v, with marker %v: cost %+.1f%%",
+			blocks, perBlock, p.Round(time.Microsecond), mk.Round(time.Microsecond), cost)
+		if n := count(t, db, "SELECT count(*) FROM t"); n != 2*blocks*perBlock {
+			t.Fatalf("want %d rows, got %d", 2*blocks*perBlock, n)
+		}
+		if cost > 50 {
+			t.Fatalf("the marker costs %.1f%% per write transaction, want well under 50%%", cost)
+		}
+	})
+}
