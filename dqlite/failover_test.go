@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	dqdriver "github.com/canonical/go-dqlite/driver"
+
 	"github.com/sqlitesafe/sqlitesafe/dqlite/internal/cluster"
 )
 
@@ -262,6 +264,29 @@ func failoverRounds(t *testing.T) int {
 	return 3
 }
 
+// waitElection polls the nodes other than killed, every 10 ms, until one of them says a node
+// other than killed leads, and returns when it first did.
+func waitElection(t *testing.T, c *cluster.Cluster, killed *cluster.Node) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range c.Nodes {
+			if n == killed || !n.Running() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			l, err := c.AskLeader(ctx, n)
+			cancel()
+			if err == nil && l != "" && l != killed.DB {
+				return time.Now()
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no new leader within 30 s of killing %s", killed.DB)
+	return time.Time{}
+}
+
 func TestFailover(t *testing.T) {
 	rounds := failoverRounds(t)
 	watchdog(t, time.Duration(rounds)*40*time.Second+30*time.Second)
@@ -273,6 +298,10 @@ func TestFailover(t *testing.T) {
 	loads := []*workload{
 		{name: "plain go-dqlite", db: c.OpenPlain(t, "plain.db")},
 		{name: "marker prototype", db: c.OpenPlain(t, "marker.db"), m: m},
+		// The client's reconnect backoff (go-dqlite: factor 100 ms, cap 1 s) is part of the gap.
+		{name: "plain, backoff cap 50ms", db: c.OpenPlain(t, "backoff.db",
+			dqdriver.WithConnectionBackoffFactor(10*time.Millisecond),
+			dqdriver.WithConnectionBackoffCap(50*time.Millisecond))},
 	}
 	for _, w := range loads {
 		for _, s := range loadSchema {
@@ -307,6 +336,8 @@ func TestFailover(t *testing.T) {
 		killAt := time.Now()
 		c.Kill(t, leader)
 		kills = append(kills, killAt)
+		elected := waitElection(t, c, leader)
+		gaps["election"] = append(gaps["election"], elected.Sub(killAt))
 		for _, w := range loads {
 			deadline := killAt.Add(35 * time.Second)
 			for {
@@ -320,9 +351,12 @@ func TestFailover(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}
-		t.Logf("round %d: killed leader %s (node %d); writes resumed after: plain %v, marker %v",
-			round, leader.DB, leader.Index+1, gaps[loads[0].name][round-1].Round(time.Millisecond),
-			gaps[loads[1].name][round-1].Round(time.Millisecond))
+		msg := fmt.Sprintf("round %d: killed leader %s (node %d); new leader elected after %v; writes resumed after:",
+			round, leader.DB, leader.Index+1, gaps["election"][round-1].Round(time.Millisecond))
+		for _, w := range loads {
+			msg += fmt.Sprintf(" %s %v;", w.name, gaps[w.name][round-1].Round(time.Millisecond))
+		}
+		t.Log(msg)
 		time.Sleep(300 * time.Millisecond)
 		c.Restart(t, leader)
 	}

@@ -255,6 +255,12 @@ func nodeLeader(ctx context.Context, addr string) (string, error) {
 	return info.Address, nil
 }
 
+// AskLeader asks node itself (not the cluster) which address it takes for the leader's; "" when
+// it knows none.
+func (c *Cluster) AskLeader(ctx context.Context, node *Node) (string, error) {
+	return nodeLeader(ctx, node.DB)
+}
+
 // Addresses are the DB addresses of all nodes, running or not.
 func (c *Cluster) Addresses() []string {
 	addrs := make([]string, len(c.Nodes))
