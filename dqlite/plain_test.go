@@ -179,6 +179,88 @@ func TestPlainSemantics(t *testing.T) {
 		}
 	})
 
+	t.Run("SettingsReadBack", func(t *testing.T) {
+		// What the root driver's setup reads back on a modernc connection, as dqlite answers.
+		db := c.OpenPlain(t, "settings.db")
+		mustExec(t, db, "CREATE TABLE t (v INTEGER)")
+		conn := pinned(t, db)
+		ctx := context.Background()
+		read := func(q string) string {
+			var v string
+			if err := conn.QueryRowContext(ctx, q).Scan(&v); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			return v
+		}
+		got := map[string]string{}
+		for _, q := range []string{"PRAGMA journal_mode", "PRAGMA synchronous", "PRAGMA busy_timeout",
+			"PRAGMA foreign_keys", "PRAGMA journal_size_limit", "PRAGMA query_only", "SELECT sqlite_version()"} {
+			got[q] = read(q)
+		}
+		t.Logf("fresh dqlite connection: %v", got)
+		want := map[string]string{"PRAGMA journal_mode": "wal", "PRAGMA foreign_keys": "1", "PRAGMA query_only": "0",
+			"PRAGMA busy_timeout": "0", "PRAGMA synchronous": "0", "SELECT sqlite_version()": "3.40.1"}
+		for q, w := range want {
+			if got[q] != w {
+				t.Errorf("%s = %q, want %q", q, got[q], w)
+			}
+		}
+		// A statement that answers no row cannot be run by Query: dqlite answers "not an
+		// error" (SQLITE_OK as an error). One that answers a row cannot be run by Exec (see
+		// ExecOfRowReturningStatementFails). The root driver's setup runs both kinds by Exec.
+		_, err := conn.QueryContext(ctx, "PRAGMA foreign_keys = OFF")
+		e, ok := dqErr(err)
+		t.Logf("Query(\"PRAGMA foreign_keys = OFF\"): %v (%T, code %d)", err, err, e.Code)
+		if err == nil || err.Error() != "not an error" {
+			t.Errorf("Query of a no-row PRAGMA: want \"not an error\", got %v (dqlite error %v)", err, ok)
+		}
+		conn = pinned(t, db)
+		// The root driver's setup statements are accepted by Exec and read back as set.
+		for q, w := range map[string]string{"PRAGMA foreign_keys = OFF": "PRAGMA foreign_keys=0",
+			"PRAGMA synchronous = NORMAL": "PRAGMA synchronous=1"} {
+			if _, err := conn.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			parts := strings.SplitN(w, "=", 2)
+			if v := read(parts[0]); v != parts[1] {
+				t.Errorf("after %s: %s reads %q, want %q", q, parts[0], v, parts[1])
+			}
+		}
+	})
+
+	t.Run("QueryOnlyRefusesWrites", func(t *testing.T) {
+		// The readers of a dqlite engine: connections to the leader with query_only.
+		db := c.OpenPlain(t, "queryonly.db")
+		mustExec(t, db, "CREATE TABLE t (v INTEGER)")
+		conn := pinned(t, db)
+		ctx := context.Background()
+		mustExec(t, conn, "PRAGMA query_only = 1")
+		_, err := conn.ExecContext(ctx, "INSERT INTO t VALUES (1)")
+		e, _ := dqErr(err)
+		t.Logf("INSERT on a query_only connection: %v (code %d)", err, e.Code)
+		if err == nil || e.Code&0xff != 8 {
+			t.Fatalf("want SQLITE_READONLY (8), got %#v", err)
+		}
+		var n int
+		if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 0 {
+			t.Fatalf("read on the query_only connection: %d, %v", n, err)
+		}
+	})
+
+	t.Run("BeginInsideTransaction", func(t *testing.T) {
+		// The root driver's inTx asks SQLite by a BEGIN; dqlite answers it as SQLite does.
+		db := c.OpenPlain(t, "intx.db")
+		conn := pinned(t, db)
+		mustExec(t, conn, "BEGIN")
+		_, err := conn.ExecContext(context.Background(), "BEGIN")
+		e, _ := dqErr(err)
+		t.Logf("BEGIN inside a transaction: %v (code %d)", err, e.Code)
+		if err == nil || !strings.Contains(err.Error(), "within a transaction") {
+			t.Fatalf("want \"cannot start a transaction within a transaction\", got %v", err)
+		}
+		mustExec(t, conn, "ROLLBACK")
+	})
+
 	t.Run("MultiStatementExecWithArgsFails", func(t *testing.T) {
 		db := c.OpenPlain(t, "multi.db")
 		mustExec(t, db, "CREATE TABLE t (v INTEGER)")
