@@ -12,6 +12,7 @@ package dqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -264,6 +265,25 @@ func failoverRounds(t *testing.T) int {
 	return 3
 }
 
+// probeDeadline makes one write with a 1 s deadline right after a kill, on a handle whose
+// connection went to the killed leader: go-dqlite must give up when the context ends.
+func probeDeadline(t *testing.T, db *sql.DB, round int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := db.ExecContext(ctx, "INSERT INTO t VALUES (?)", round)
+	took := time.Since(start)
+	t.Logf("round %d: a write with a 1 s deadline right after the kill: %v after %v (ErrBadConn: %v, DeadlineExceeded: %v)",
+		round, err, took.Round(time.Millisecond), errors.Is(err, driver.ErrBadConn), errors.Is(err, context.DeadlineExceeded))
+	if err == nil {
+		return // the election was quicker than the write
+	}
+	if took > 3*time.Second {
+		t.Errorf("round %d: the write with a 1 s deadline returned after %v", round, took)
+	}
+}
+
 // waitElection polls the nodes other than killed, every 10 ms, until one of them says a node
 // other than killed leads, and returns when it first did.
 func waitElection(t *testing.T, c *cluster.Cluster, killed *cluster.Node) time.Time {
@@ -303,6 +323,8 @@ func TestFailover(t *testing.T) {
 			dqdriver.WithConnectionBackoffFactor(10*time.Millisecond),
 			dqdriver.WithConnectionBackoffCap(50*time.Millisecond))},
 	}
+	probe := c.OpenPlain(t, "probe.db")
+	mustExec(t, probe, "CREATE TABLE t (v INTEGER)")
 	for _, w := range loads {
 		for _, s := range loadSchema {
 			mustExec(t, w.db, s)
@@ -336,6 +358,7 @@ func TestFailover(t *testing.T) {
 		killAt := time.Now()
 		c.Kill(t, leader)
 		kills = append(kills, killAt)
+		probeDeadline(t, probe, round)
 		elected := waitElection(t, c, leader)
 		gaps["election"] = append(gaps["election"], elected.Sub(killAt))
 		for _, w := range loads {
