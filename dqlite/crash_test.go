@@ -39,7 +39,8 @@ func pinned(t *testing.T, db *sql.DB) *sql.Conn {
 
 // TestPlainAutocommitReturningAbortsLeader: an autocommit INSERT ... RETURNING returns an id, but
 // its row is not committed, and the next write on that database aborts the leader with
-// "Assertion `wal->n_tx == 0' failed" (go-dqlite issue 192, fixed in dqlite 1.18.3).
+// "Assertion `wal->n_tx == 0' failed" (go-dqlite issue 192, fixed in dqlite 1.18.3). Inside an
+// explicit transaction the same statement commits and the leader lives.
 func TestPlainAutocommitReturningAbortsLeader(t *testing.T) {
 	watchdog(t, time.Minute)
 	c := cluster.Start(t, 3)
@@ -51,12 +52,28 @@ func TestPlainAutocommitReturningAbortsLeader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
+	// Inside an explicit transaction RETURNING works: the row commits and the leader survives
+	// the next write. This is what a driver that wraps autocommit RETURNING relies on.
 	var id int
+	mustExec(t, conn, "BEGIN IMMEDIATE")
+	if err := conn.QueryRowContext(ctx, "INSERT INTO t (v) VALUES ('in-tx') RETURNING id").Scan(&id); err != nil {
+		t.Fatalf("INSERT ... RETURNING in a transaction: %v", err)
+	}
+	mustExec(t, conn, "COMMIT")
+	mustExec(t, conn, "INSERT INTO t (v) VALUES ('after-tx')")
+	if !leader.Running() {
+		t.Fatalf("the leader died after a RETURNING inside a transaction")
+	}
+	if n := count(t, db, "SELECT count(*) FROM t WHERE v IN ('in-tx', 'after-tx')"); n != 2 || id != 2 {
+		t.Fatalf("RETURNING in a transaction: id %d (want 2), %d of its 2 rows committed", id, n)
+	}
+	mustExec(t, db, "DELETE FROM t WHERE v IN ('in-tx', 'after-tx')")
+
 	if err := conn.QueryRowContext(ctx, "INSERT INTO t (v) VALUES ('returning') RETURNING id").Scan(&id); err != nil {
 		t.Fatalf("INSERT ... RETURNING: %v", err)
 	}
 	t.Logf("autocommit INSERT ... RETURNING returned id %d", id)
-	if id != 2 {
+	if id != 2 { // max(id) + 1 again: the rows of the transaction above were deleted
 		t.Fatalf("want id 2, got %d", id)
 	}
 

@@ -228,6 +228,44 @@ func TestPlainSemantics(t *testing.T) {
 		}
 	})
 
+	t.Run("QueryOfNoRowStatementFails", func(t *testing.T) {
+		// database/sql code runs writes through Query too (sqlx, ORMs); modernc answers them
+		// with no rows. go-dqlite's Query of a statement that answers no row fails with "not
+		// an error" and leaves nothing done (and, unlike RETURNING, the leader survives the
+		// next write: a scratch run on a throwaway cluster saw that).
+		db := c.OpenPlain(t, "querynorow.db")
+		mustExec(t, db, "CREATE TABLE t (v INTEGER)")
+		for _, q := range []string{"INSERT INTO t VALUES (1)", "PRAGMA foreign_keys = OFF", "CREATE TABLE u (v INTEGER)"} {
+			conn := pinned(t, db)
+			rows, err := conn.QueryContext(context.Background(), q)
+			if err == nil {
+				rows.Close()
+			}
+			e, _ := dqErr(err)
+			t.Logf("Query(%q): %v (code %d)", q, err, e.Code)
+			if err == nil || err.Error() != "not an error" {
+				t.Errorf("Query(%q): want \"not an error\", got %v", q, err)
+			}
+		}
+		if n := count(t, db, "SELECT count(*) FROM t"); n != 0 {
+			t.Errorf("the INSERT through Query: want nothing inserted, got %d rows", n)
+		}
+		if n := count(t, db, "SELECT count(*) FROM sqlite_master WHERE name = 'u'"); n != 0 {
+			t.Errorf("the CREATE TABLE through Query: want no table u, got %d", n)
+		}
+		// A SELECT that answers no row is fine.
+		rows, err := db.Query("SELECT v FROM t WHERE v < 0")
+		if err != nil {
+			t.Fatalf("SELECT of no rows: %v", err)
+		}
+		if rows.Next() {
+			t.Error("SELECT of no rows answered a row")
+		}
+		if err := rows.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+
 	t.Run("QueryOnlyRefusesWrites", func(t *testing.T) {
 		// The readers of a dqlite engine: connections to the leader with query_only.
 		db := c.OpenPlain(t, "queryonly.db")
