@@ -274,8 +274,9 @@ func probeDeadline(t *testing.T, db *sql.DB, round int) {
 	start := time.Now()
 	_, err := db.ExecContext(ctx, "INSERT INTO t VALUES (?)", round)
 	took := time.Since(start)
-	t.Logf("round %d: a write with a 1 s deadline right after the kill: %v after %v (ErrBadConn: %v, DeadlineExceeded: %v)",
-		round, err, took.Round(time.Millisecond), errors.Is(err, driver.ErrBadConn), errors.Is(err, context.DeadlineExceeded))
+	t.Logf("round %d: a write with a 1 s deadline right after the kill: %v after %v (ErrBadConn: %v, DeadlineExceeded: %v, ErrNoAvailableLeader: %v)",
+		round, err, took.Round(time.Millisecond), errors.Is(err, driver.ErrBadConn), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, dqdriver.ErrNoAvailableLeader))
 	if err == nil {
 		return // the election was quicker than the write
 	}
