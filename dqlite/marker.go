@@ -75,7 +75,7 @@ func (o commitOutcome) String() string {
 
 var (
 	// errNotCommitted: a write transaction failed and is known not to have committed.
-	errNotCommitted = errors.New("sqlitesafe: dqlite: the transaction did not commit (the leader changed during it); it is safe to run it again")
+	errNotCommitted = errors.New("sqlitesafe: dqlite: the transaction did not commit (its connection to the leader broke, and the cluster does not have it); running it again applies it once")
 	// errOutcomeUnknown: a COMMIT was interrupted and the cluster could not be asked whether it
 	// committed.
 	errOutcomeUnknown = errors.New("sqlitesafe: dqlite: the outcome of the transaction is unknown (COMMIT was interrupted and no leader answered in time); check the data before running it again")
