@@ -6,9 +6,14 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net"
 	"sort"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/canonical/go-dqlite/client"
+	dqdriver "github.com/canonical/go-dqlite/driver"
 
 	"github.com/sqlitesafe/sqlitesafe/dqlite/internal/cluster"
 )
@@ -107,6 +112,60 @@ func TestMarker(t *testing.T) {
 		}
 		if took < hold-50*time.Millisecond {
 			t.Fatalf("resolve answered after %v, before the open transaction committed (%v)", took, hold)
+		}
+	})
+
+	t.Run("ResolveAfterConnectionDrop", func(t *testing.T) {
+		// A client whose connection breaks inside its write transaction, after the marker and
+		// before COMMIT: the leader rolls the transaction back, and resolve, which waits for
+		// BEGIN IMMEDIATE, then says not committed.
+		db := c.OpenPlain(t, "drop.db")
+		mustExec(t, db, "CREATE TABLE t (v INTEGER)")
+		if err := ensureMarkerTable(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := newMarker()
+		connect := func(ctx context.Context) (*sql.Conn, error) { return db.Conn(ctx) }
+		// The client that will crash has a handle of its own whose network connections we
+		// keep, to close them under go-dqlite as a crash would (go-dqlite's Conn.Close is
+		// not idempotent: a second Close panics, "close of closed channel").
+		var mu sync.Mutex
+		var dialed []net.Conn
+		dial := func(ctx context.Context, addr string) (net.Conn, error) {
+			nc, err := client.DefaultDialFunc(ctx, addr)
+			if err == nil {
+				mu.Lock()
+				dialed = append(dialed, nc)
+				mu.Unlock()
+			}
+			return nc, err
+		}
+		crashing := c.OpenPlain(t, "drop.db", dqdriver.WithDialFunc(dial))
+		conn, err := crashing.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		mustExec(t, conn, "BEGIN IMMEDIATE")
+		mustExec(t, conn, "INSERT INTO t VALUES (1)")
+		if err := m.mark(ctx, conn, m.next()); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		for _, nc := range dialed {
+			nc.Close()
+		}
+		mu.Unlock()
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		o, err := m.resolve(rctx, connect, 1)
+		t.Logf("resolve after the client's connection dropped inside its transaction: %v, %v after %v", o, err, time.Since(start).Round(time.Millisecond))
+		if err != nil || o != outcomeNotCommitted {
+			t.Fatalf("resolve: %v, %v; want not committed", o, err)
+		}
+		if n := count(t, db, "SELECT count(*) FROM t"); n != 0 {
+			t.Fatalf("want the dropped transaction's row absent, got %d rows", n)
 		}
 	})
 
