@@ -3,6 +3,7 @@ package sqlitesafe
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -156,20 +157,62 @@ func (c *connector) init(ctx context.Context) error {
 		c.ready = true
 		return nil
 	}
-	if err := f.queue.lock(ctx, c.cfg.busyTimeout(), c.holderHere(holdOpen)); err != nil {
-		c.file = nil
-		releaseFile(f, c)
-		return err
+	// The writer's own settings need nothing of other writers; the
+	// file's, only when they are not what the DSN asks already.
+	w, err := c.openWriter(ctx, false)
+	if err == nil {
+		if err = c.setupFile(ctx, w); err != nil {
+			w.close()
+		}
 	}
-	w, err := c.openWriter(ctx, true)
-	f.queue.unlock()
 	if err != nil {
 		c.file = nil
 		releaseFile(f, c)
+		var lt *LockTimeoutError
+		if errors.As(err, &lt) {
+			return err
+		}
 		return c.explainOpen(key, err)
 	}
 	c.writer, c.ready = w, true
 	return nil
+}
+
+// setupFile makes the file's own settings (auto_vacuum, the DSN's PRAGMAs
+// that write the file, the journal mode) what the DSN asks, under the writer
+// queue, so that setting them never races another handle's writes. When they
+// are already so (a file the process or an earlier run has set up), it
+// writes nothing and waits for nothing: a handle opened while another holds
+// a write transaction opens and reads at once.
+func (c *connector) setupFile(ctx context.Context, w *phys) error {
+	if !c.memory && !c.fileSetupNeeded(ctx, w) {
+		return nil
+	}
+	q := &c.file.queue
+	if err := q.lock(ctx, c.cfg.busyTimeout(), c.holderHere(holdOpen)); err != nil {
+		return err
+	}
+	defer q.unlock()
+	return c.setup(ctx, w, true)
+}
+
+// fileSetupNeeded reports whether the file's own settings differ from the
+// DSN's, or may.
+func (c *connector) fileSetupNeeded(ctx context.Context, w *phys) bool {
+	cfg := c.cfg
+	if cfg.AutoVacuum != "" {
+		want := map[AutoVacuum]string{AutoVacuumNone: "0", AutoVacuumFull: "1", AutoVacuumIncremental: "2"}[cfg.AutoVacuum]
+		if got, err := w.queryValue(ctx, "PRAGMA auto_vacuum"); err != nil || got != want {
+			return true
+		}
+	}
+	for _, pr := range cfg.Pragmas {
+		if classify("PRAGMA "+pr).flags&flagWrite != 0 {
+			return true
+		}
+	}
+	got, err := w.queryValue(ctx, "PRAGMA journal_mode")
+	return err != nil || !strings.EqualFold(got, string(cfg.journalMode()))
 }
 
 // fileKey returns the registry key of the database: the same for every

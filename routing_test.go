@@ -492,3 +492,37 @@ func TestSharedCacheOnAFile(t *testing.T) {
 		}
 	})
 }
+
+// Opening a handle while another handle of the process holds a write
+// transaction: it opens, pings and reads at once. Only the file's own
+// settings take the writer queue, and they are already set.
+func TestOpenWhileWriteTransactionOpen(t *testing.T) {
+	watchdog(t, time.Minute)
+	path := dbPath(t)
+	first := openSafe(t, path)
+	mustExec(t, first, "CREATE TABLE t(x)", "INSERT INTO t VALUES (1)")
+	tx, err := first.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("INSERT INTO t VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, dsn := range []string{path + "?_busy_timeout=3000", "file:" + path + "?mode=ro&_busy_timeout=3000"} {
+		start := time.Now()
+		db := openSafe(t, dsn)
+		if err := db.Ping(); err != nil {
+			t.Fatalf("%s: Ping: %v", dsn, err)
+		}
+		if n := queryInt(t, db, "SELECT count(*) FROM t"); n != 1 {
+			t.Fatalf("%s: %d rows, want the 1 committed", dsn, n)
+		}
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Errorf("%s: open, ping and read took %s beside a write transaction", dsn, d)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
