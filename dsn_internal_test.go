@@ -156,10 +156,9 @@ func TestConfigValidate(t *testing.T) {
 		c   *Config
 		key string
 	}{
-		{&Config{}, ""},                           // no path
-		{&Config{Path: "a\x00b"}, ""},             // SQLite would see "a"
-		{&Config{Path: "a", Mode: "RO"}, "mode"},  // SQLite is case-sensitive
-		{&Config{Path: "a", VFS: "x\x00"}, "vfs"}, // NUL
+		{&Config{Path: "a\x00b"}, ""},                                                        // SQLite would see "a"
+		{&Config{Path: "a", Mode: "RO"}, "mode"},                                             // SQLite is case-sensitive
+		{&Config{Path: "a", VFS: "x\x00"}, "vfs"},                                            // NUL
 		{&Config{Path: "a", URIParams: map[string]string{"_txlock": "deferred"}}, "_txlock"}, // not an SQLite key
 		{&Config{Path: "a", URIParams: map[string]string{"mode": "ro"}}, "mode"},             // has a field
 		{&Config{Path: "a", URIParams: map[string]string{"immutable": "1"}}, "immutable"},    // has a field
@@ -236,17 +235,6 @@ func TestConfigDefaults(t *testing.T) {
 		}
 		if got := tt.c.inMemory(); got != tt.inMemory {
 			t.Errorf("inMemory() of %+v = %v", tt.c, got)
-		}
-	}
-}
-
-// TestDSNUnderscoreKeys checks that the keys suggestKey offers are the keys
-// the switch in (*dsnParser).set knows.
-func TestDSNUnderscoreKeys(t *testing.T) {
-	for _, k := range underscoreKeys {
-		_, err := ParseDSN("a?" + k + "=%3F")
-		if err == nil || strings.Contains(err.Error(), "unknown DSN key") {
-			t.Errorf("ParseDSN with %s=?: %v, want an invalid value error", k, err)
 		}
 	}
 }

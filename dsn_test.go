@@ -45,8 +45,15 @@ var parseDSNTests = []struct {
 	{"file:x.db#frag?mode=ro", sqlitesafe.Config{Path: "x.db"}},
 	{"file:x.db?psow=%3F%23", sqlitesafe.Config{Path: "x.db", URIParams: map[string]string{"psow": "?#"}}},
 
+	// No path: a private temporary database, as SQLite's "" is.
+	{"", sqlitesafe.Config{}},
+	{"?_txlock=deferred", sqlitesafe.Config{TxLock: sqlitesafe.TxLockDeferred}},
+	{"file:?mode=memory", sqlitesafe.Config{Mode: sqlitesafe.ModeMemory}},
+	{"file://localhost", sqlitesafe.Config{}},
+
 	// In memory.
 	{":memory:", sqlitesafe.Config{Path: ":memory:"}},
+	{":memory:?_journal_mode=WAL", sqlitesafe.Config{Path: ":memory:", JournalMode: sqlitesafe.JournalWAL}},
 	{"file::memory:", sqlitesafe.Config{Path: ":memory:"}},
 	{"file::memory:?cache=shared", sqlitesafe.Config{Path: ":memory:", URIParams: map[string]string{"cache": "shared"}}},
 	{"file:x?mode=memory", sqlitesafe.Config{Path: "x", Mode: sqlitesafe.ModeMemory}},
@@ -181,9 +188,42 @@ var parseDSNTests = []struct {
 	{"a?_slow_hold=2000", sqlitesafe.Config{Path: "a", SlowHold: 2 * time.Second}},
 	{"a?_slow_hold=off", sqlitesafe.Config{Path: "a", SlowHold: -1}},
 	{"a?_slow_wait=0", sqlitesafe.Config{Path: "a", SlowWait: -1}},
+	{"a?_slow_hold=-1s", sqlitesafe.Config{Path: "a", SlowHold: -time.Second}}, // negative is off, as in the Config
+	{"a?_slow_wait=-5000", sqlitesafe.Config{Path: "a", SlowWait: -5 * time.Second}},
+	{"a?_journal_size_limit=-5", sqlitesafe.Config{Path: "a", JournalSizeLimit: -5}}, // any negative is no limit, as in SQLite
 	{"a?_journal_size_limit=1048576", sqlitesafe.Config{Path: "a", JournalSizeLimit: 1 << 20}},
 	{"a?_journal_size_limit=-1", sqlitesafe.Config{Path: "a", JournalSizeLimit: -1}},
 	{"a?_pragma=journal_size_limit(4096)", sqlitesafe.Config{Path: "a", JournalSizeLimit: 4096}},
+
+	// The other keys of mattn/go-sqlite3.
+	{"a?_cache_size=-20000", sqlitesafe.Config{Path: "a", CacheSize: -20000}},
+	{"a?_cache_size=500", sqlitesafe.Config{Path: "a", CacheSize: 500}},
+	{"a?_case_sensitive_like=1", sqlitesafe.Config{Path: "a", CaseSensitiveLike: true}},
+	{"a?_cslike=0", sqlitesafe.Config{Path: "a"}},
+	{"a?_ignore_check_constraints=true", sqlitesafe.Config{Path: "a", IgnoreCheckConstraints: true}},
+	{"a?_recursive_triggers=on", sqlitesafe.Config{Path: "a", RecursiveTriggers: true}},
+	{"a?_rt=1", sqlitesafe.Config{Path: "a", RecursiveTriggers: true}},
+	{"a?_secure_delete=FAST", sqlitesafe.Config{Path: "a", SecureDelete: sqlitesafe.SecureDeleteFast}},
+	{"a?_secure_delete=fast", sqlitesafe.Config{Path: "a", SecureDelete: sqlitesafe.SecureDeleteFast}},
+	{"a?_secure_delete=yes", sqlitesafe.Config{Path: "a", SecureDelete: sqlitesafe.SecureDeleteOn}},
+	{"a?_secure_delete=0", sqlitesafe.Config{Path: "a", SecureDelete: sqlitesafe.SecureDeleteOff}},
+	{"a?_writable_schema=1", sqlitesafe.Config{Path: "a", WritableSchema: true}},
+	{"a?_locking_mode=NORMAL", sqlitesafe.Config{Path: "a"}}, // SQLite's default: nothing to do
+	{"a?_locking=normal", sqlitesafe.Config{Path: "a"}},
+	{"a?_pragma=locking_mode(normal)", sqlitesafe.Config{Path: "a", Pragmas: []string{"locking_mode(normal)"}}},
+	{"a?_pragma=locking_mode", sqlitesafe.Config{Path: "a", Pragmas: []string{"locking_mode"}}},                                 // a read, harmless
+	{"a?_pragma=temp.locking_mode(EXCLUSIVE)", sqlitesafe.Config{Path: "a", Pragmas: []string{"temp.locking_mode(EXCLUSIVE)"}}}, // TEMP is private anyway
+	{"a?_mutex=no", sqlitesafe.Config{Path: "a"}},                                                                               // no effect: the writer queue serialises
+	{"a?_mutex=FULL", sqlitesafe.Config{Path: "a"}},                                                                             // no effect
+	{"a?_stmt_cache_size=32", sqlitesafe.Config{Path: "a"}},                                                                     // no effect: modernc has no statement cache
+	{"a?_loc=auto", sqlitesafe.Config{Path: "a"}},                                                                               // modernc's time handling
+	{"a?_loc=AUTO", sqlitesafe.Config{Path: "a"}},                                                                               // mattn compares auto case-insensitively
+	{"a?_loc=Local", sqlitesafe.Config{Path: "a"}},                                                                              // mattn's time.LoadLocation("Local") is auto
+	{"a?_loc=UTC", sqlitesafe.Config{Path: "a", Timezone: "UTC"}},
+	{"a?_defer_foreign_keys=0", sqlitesafe.Config{Path: "a"}}, // off is SQLite's default
+	{"a?_defer_fk=false", sqlitesafe.Config{Path: "a"}},
+	{"a?_pragma=defer_foreign_keys(off)", sqlitesafe.Config{Path: "a", Pragmas: []string{"defer_foreign_keys(off)"}}},
+	{"a?_pragma=cache_size(-2000)&_cslike=1", sqlitesafe.Config{Path: "a", CaseSensitiveLike: true, Pragmas: []string{"cache_size(-2000)"}}},
 
 	// Everything at once.
 	{"file:///srv/my%20app.db?mode=rwc&vfs=unix&immutable=0&cache=shared&nolock=1" +
@@ -236,11 +276,6 @@ var parseDSNErrorTests = []struct {
 	value string // DSNError.Value, named in the message when not empty
 	msg   string // more text the message must hold
 }{
-	// Nothing to open.
-	{"", "", "", `give a file path or ":memory:"`},
-	{"?_txlock=deferred", "", "", `give a file path or ":memory:"`},
-	{"file:?mode=memory", "", "", `give a file path or ":memory:"`},
-	{"file://localhost", "", "", `give a file path or ":memory:"`},
 	// An authority other than localhost.
 	{"file://evil.example" + secret, "", "evil.example", "want none or localhost"},
 	// %00 would cut the path short inside SQLite.
@@ -330,12 +365,45 @@ var parseDSNErrorTests = []struct {
 	{secret + "?_max_readers=lots", "_max_readers", "lots", "want a whole number"},
 	{secret + "?_process_queue=maybe", "_process_queue", "maybe", "want on or off"},
 	{secret + "?_network_fs=yes", "_network_fs", "yes", "want refuse or allow"},
-	{secret + "?_slow_hold=-1s", "_slow_hold", "-1s", "or 0 or off to turn the warning off"},
+	{secret + "?_slow_hold=0s", "_slow_hold", "0s", "or 0 or off to turn the warning off"}, // 0 is off, 0s is not a threshold
 	{secret + "?_slow_wait=soon", "_slow_wait", "soon", "want a positive number of milliseconds"},
 	// 0 would read as "the default" in the Config: refused, not misread.
 	{secret + "?_journal_size_limit=0", "_journal_size_limit", "0", "want a positive number of bytes, or -1"},
 	{secret + "?_journal_size_limit=64MB", "_journal_size_limit", "64MB", "want a positive number of bytes"},
 	{secret + "?_journal_size_limit=1&_pragma=journal_size_limit(2)", "_pragma", "", "both set the journal size limit"},
+	{secret + "?_max_readers=99999999999999999999", "_max_readers", "99999999999999999999", "want a whole number"}, // overflows int
+
+	// Bad values of mattn/go-sqlite3's other keys.
+	{secret + "?_cache_size=0", "_cache_size", "0", "not 0"},     // 0 would read as the default in the Config
+	{secret + "?_cache_size=2MB", "_cache_size", "2MB", "pages"}, // a number of pages or KiB
+	{secret + "?_cslike=maybe", "_cslike", "maybe", "want 1, 0"},
+	{secret + "?_rt=2", "_rt", "2", "want 1, 0"},
+	{secret + "?_secure_delete=slow", "_secure_delete", "slow", "or FAST"},
+	{secret + "?_writable_schema=", "_writable_schema", "", "want 1, 0"},
+	{secret + "?_mutex=yes", "_mutex", "yes", "want no or full"}, // mattn takes no or full only
+	{secret + "?_stmt_cache_size=-1", "_stmt_cache_size", "-1", "0 or more"},
+	{secret + "?_locking_mode=SHARED", "_locking_mode", "SHARED", "want NORMAL"},
+	{secret + "?_loc=Nowhere%2FAtAll", "_loc", "Nowhere/AtAll", "want auto or UTC"}, // not a zone at all
+	{secret + "?_rt=1&_recursive_triggers=0", "_recursive_triggers", "", `"_rt" and "_recursive_triggers" both set recursive triggers`},
+	{secret + "?_cache_size=100&_pragma=cache_size(200)", "_pragma", "", `"_cache_size" and "_pragma=cache_size" both set`},
+	{secret + "?_loc=UTC&_timezone=UTC", "_timezone", "", `"_loc" and "_timezone" both set the time zone`},
+	// Defensive mode makes SQLite ignore writable_schema.
+	{secret + "?_defensive=1&_writable_schema=1", "_writable_schema", "", `"_defensive"`},
+
+	// Keys the driver cannot honour: refused with why and what to do.
+	{secret + "?_locking_mode=EXCLUSIVE", "_locking_mode", "EXCLUSIVE", "read-only connections need shared access"},
+	{secret + "?_locking=exclusive", "_locking", "exclusive", "leave locking_mode at NORMAL"},
+	{secret + "?_pragma=locking_mode(EXCLUSIVE)", "_pragma", "EXCLUSIVE", `"_pragma=locking_mode" is not supported`},
+	{secret + "?_pragma=main.locking_mode=exclusive", "_pragma", "exclusive", "database is locked"},
+	{secret + "?_defer_foreign_keys=1", "_defer_foreign_keys", "1", "DEFERRABLE INITIALLY DEFERRED"},
+	{secret + "?_defer_fk=on", "_defer_fk", "on", "end of every transaction"},
+	{secret + "?_pragma=defer_foreign_keys(ON)", "_pragma", "ON", "first statement of each transaction"},
+	{secret + "?_loc=Europe%2FBerlin", "_loc", "Europe/Berlin", "_timezone reads such text as a time in the zone"},
+	{secret + "?_auth", "_auth", "", "no user-authentication extension"},
+	{secret + "?_auth_user=admin", "_auth_user", "", "file permissions"},
+	{secret + "?_auth_pass=hunter2", "_auth_pass", "", "mode=ro"}, // the password is not echoed (checked below)
+	{secret + "?_auth_crypt=SHA256", "_auth_crypt", "", "not supported"},
+	{secret + "?_auth_salt=pepper", "_auth_salt", "", "not supported"},
 }
 
 func TestParseDSNErrors(t *testing.T) {
@@ -370,6 +438,9 @@ func TestParseDSNErrors(t *testing.T) {
 			if !strings.Contains(msg, want) {
 				t.Errorf("ParseDSN(%q): message %q does not hold %q", tt.dsn, msg, want)
 			}
+		}
+		if strings.Contains(msg, "hunter2") {
+			t.Errorf("ParseDSN(%q): message %q holds the password", tt.dsn, msg)
 		}
 		if tt.dsn != "" && strings.Contains(msg, tt.dsn) || strings.Contains(msg, "secret-7f3a9c") {
 			t.Errorf("ParseDSN(%q): message %q holds the DSN or its path", tt.dsn, msg)
