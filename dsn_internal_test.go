@@ -3,6 +3,8 @@ package sqlitesafe
 import (
 	"database/sql"
 	"errors"
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -235,6 +237,92 @@ func TestConfigDefaults(t *testing.T) {
 		}
 		if got := tt.c.inMemory(); got != tt.inMemory {
 			t.Errorf("inMemory() of %+v = %v", tt.c, got)
+		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the DSN key table in README.md and the key list in driver.go from dsnKeys")
+
+// The README's key table lies between these lines.
+const (
+	readmeBegin = "<!-- The DSN key table is generated from dsnKeys in dsn.go: go test -run TestDSNKeyDocs -update -->\n"
+	readmeEnd   = "<!-- end of the DSN key table -->\n"
+	docBegin    = "// The keys, and the values each takes (the README has a line on each):\n//\n"
+)
+
+// keyTable is the README's key table, from dsnKeys.
+func keyTable() string {
+	var b strings.Builder
+	b.WriteString("| key | values | default | meaning |\n|---|---|---|---|\n")
+	for _, k := range dsnKeys {
+		names := "`" + strings.Join(append([]string{k.name}, k.aliases...), "`, `") + "`"
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", names, k.values, k.def, k.doc)
+	}
+	b.WriteString("| `nolock`, `psow`, `modeof`, other keys without `_` | | | SQLite's URI parameters, passed on as they are. |\n")
+	b.WriteString("\nAn empty path (`\"\"`, or `?_fk=1`) opens a private temporary database for the handle, gone when it closes: " +
+		"SQLite's `\"\"` gives each connection a database of its own, which a pool of connections cannot share, " +
+		"so it is served as `:memory:` is, by one connection.\n")
+	return b.String()
+}
+
+// keyList is the package doc's key list, from dsnKeys.
+func keyList() string {
+	var b strings.Builder
+	for _, k := range dsnKeys {
+		fmt.Fprintf(&b, "//\t%-30s %s\n", strings.Join(append([]string{k.name}, k.aliases...), ", "), k.values)
+	}
+	return b.String()
+}
+
+// TestDSNKeyDocs checks that the README's key table and the package doc's
+// key list are the ones dsnKeys gives; -update rewrites them.
+func TestDSNKeyDocs(t *testing.T) {
+	for _, f := range []struct {
+		file, begin, end, want string
+	}{
+		{"README.md", readmeBegin, readmeEnd, "\n" + keyTable() + "\n"},
+		{"driver.go", docBegin, "//\n", keyList()},
+	} {
+		data, err := os.ReadFile(f.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(data)
+		_, rest, ok := strings.Cut(text, f.begin)
+		got, _, ok2 := strings.Cut(rest, f.end)
+		if !ok || !ok2 {
+			t.Fatalf("%s: no %q ... %q section", f.file, f.begin, f.end)
+		}
+		if got == f.want {
+			continue
+		}
+		if *update {
+			head := text[:strings.Index(text, f.begin)+len(f.begin)]
+			if err := os.WriteFile(f.file, []byte(head+f.want+rest[len(got):]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Errorf("%s: the DSN keys differ from dsnKeys; run go test -run TestDSNKeyDocs -update\n got:\n%s\nwant:\n%s", f.file, got, f.want)
+	}
+}
+
+// TestDSNKeyTable checks the table itself: every key has a doc and its
+// values, a key that formats parses what it formats, and a folded PRAGMA
+// key has a field.
+func TestDSNKeyTable(t *testing.T) {
+	for _, k := range dsnKeys {
+		if k.doc == "" || k.values == "" || k.parse == nil && k.name != "_pragma" {
+			t.Errorf("%s: missing doc, values or parse", k.name)
+		}
+		if k.folded && k.format == nil {
+			t.Errorf("%s: folded from _pragma but without a field", k.name)
+		}
+		if (k.apply != nil) != (k.pragma != "" && !k.folded && k.format != nil) {
+			t.Errorf("%s: a connection setting must have apply, and only it", k.name)
+		}
+		if k.modernc && k.format == nil {
+			t.Errorf("%s: passed to modernc.org/sqlite but never written", k.name)
 		}
 	}
 }
