@@ -326,7 +326,9 @@ func (c *connector) setup(ctx context.Context, p *phys, first bool) error {
 			return err
 		}
 	}
-	journal := first && !c.readOnly && (!c.memory || cfg.JournalMode != "")
+	// WAL is a setting of the file, made once; a rollback journal mode is
+	// a setting of each connection, made on every one that writes.
+	journal := (first || cfg.journalMode() != JournalWAL) && !c.readOnly && (!c.memory || cfg.JournalMode != "")
 	if journal {
 		if err := run("PRAGMA journal_mode = " + string(cfg.journalMode())); err != nil {
 			return err

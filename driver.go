@@ -73,7 +73,6 @@
 //	_auth_crypt                    refused
 //	_auth_salt                     refused
 //
-//
 // Unless the DSN says otherwise a database is put in WAL mode, with a 5 s
 // busy timeout and synchronous=NORMAL, and each setting is read back after it
 // is set: opening fails with ErrWALUnavailable if WAL did not take.

@@ -1,7 +1,10 @@
 package sqlitesafe_test
 
 import (
+	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -608,4 +611,271 @@ func FuzzParseDSN(f *testing.F) {
 		}
 		checkRoundTrip(t, dsn)
 	})
+}
+
+// compatTests are DSNs written for github.com/mattn/go-sqlite3 and
+// modernc.org/sqlite: every key of mattn's README, every key modernc
+// documents, and DSNs from public Go code. DIR is a fresh directory.
+//
+// Each has one outcome. "same": it opens, and each of reads gives its
+// value on every kind of connection the driver opens (a reader, the writer,
+// a pinned connection); with modernc set, plain modernc.org/sqlite gives
+// the same values (for keys it knows; it ignores mattn's silently).
+// "noeffect": it opens, and the key is documented as accepted without
+// effect. "refused": sql.Open fails at once with a *DSNError naming key
+// and holding refused, what to do instead.
+var compatTests = []struct {
+	from    string // mattn, modernc, or "public" for DSNs from public code
+	dsn     string
+	outcome string   // same, noeffect or refused
+	reads   []string // "pragma=want" or "SELECT ...=want"; "TIME" compares a stored time.Time with modernc's
+	modernc bool
+	key     string // the key refused
+	refused string
+	seed    bool // create DIR/a.db with a table seed(x) first (mode=ro, immutable)
+}{
+	// mattn/go-sqlite3's README, key by key.
+	{from: "mattn", dsn: "DIR/a.db?_auth", outcome: "refused", key: "_auth", refused: "file permissions"},
+	{from: "mattn", dsn: "DIR/a.db?_auth_user=admin&_auth_pass=secret", outcome: "refused", key: "_auth_user", refused: "mode=ro"},
+	{from: "mattn", dsn: "DIR/a.db?_auth_pass=secret", outcome: "refused", key: "_auth_pass", refused: "no user-authentication extension"},
+	{from: "mattn", dsn: "DIR/a.db?_auth_crypt=SSHA256", outcome: "refused", key: "_auth_crypt", refused: "file permissions"},
+	{from: "mattn", dsn: "DIR/a.db?_auth_salt=xyz", outcome: "refused", key: "_auth_salt", refused: "file permissions"},
+	{from: "mattn", dsn: "DIR/a.db?_auto_vacuum=full", outcome: "same", reads: []string{"auto_vacuum=1"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_vacuum=2", outcome: "same", reads: []string{"auto_vacuum=2"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_busy_timeout=3000", outcome: "same", reads: []string{"busy_timeout=3000"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_timeout=250", outcome: "same", reads: []string{"busy_timeout=250"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_case_sensitive_like=1", outcome: "same", reads: []string{"SELECT 'a' LIKE 'A'=0"}},
+	{from: "mattn", dsn: "DIR/a.db?_cslike=true", outcome: "same", reads: []string{"SELECT 'a' LIKE 'A'=0"}},
+	{from: "mattn", dsn: "DIR/a.db?_defer_foreign_keys=1", outcome: "refused", key: "_defer_foreign_keys", refused: "PRAGMA defer_foreign_keys = ON"},
+	{from: "mattn", dsn: "DIR/a.db?_defer_fk=0", outcome: "same", reads: []string{"defer_foreign_keys=0"}},
+	{from: "mattn", dsn: "DIR/a.db?_foreign_keys=1", outcome: "same", reads: []string{"foreign_keys=1"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_fk=false", outcome: "same", reads: []string{"foreign_keys=0"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_ignore_check_constraints=1", outcome: "same", reads: []string{"ignore_check_constraints=1"}},
+	{from: "mattn", dsn: "file:DIR/a.db?immutable=1", outcome: "same", reads: []string{"SELECT count(*) FROM seed=1"}, seed: true},
+	{from: "mattn", dsn: "DIR/a.db?_journal_mode=WAL", outcome: "same", reads: []string{"journal_mode=wal"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_journal=TRUNCATE", outcome: "same", reads: []string{"journal_mode=truncate"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_locking_mode=EXCLUSIVE", outcome: "refused", key: "_locking_mode", refused: "leave locking_mode at NORMAL"},
+	{from: "mattn", dsn: "DIR/a.db?_locking=NORMAL", outcome: "same", reads: []string{"locking_mode=normal"}},
+	{from: "mattn", dsn: "file:DIR/a.db?mode=ro", outcome: "same", reads: []string{"SELECT count(*) FROM seed=1"}, seed: true},
+	{from: "mattn", dsn: "file:DIR/a.db?mode=rw", outcome: "same", reads: []string{"SELECT count(*) FROM seed=1"}, seed: true, modernc: true},
+	{from: "mattn", dsn: "file:DIR/a.db?mode=rwc", outcome: "same", reads: []string{"journal_mode=wal"}},
+	{from: "mattn", dsn: "file:m1?mode=memory", outcome: "same", reads: []string{"journal_mode=memory"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_mutex=no", outcome: "noeffect"},
+	{from: "mattn", dsn: "DIR/a.db?_mutex=full", outcome: "noeffect"},
+	{from: "mattn", dsn: "DIR/a.db?_query_only=1", outcome: "same", reads: []string{"query_only=1"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_recursive_triggers=1", outcome: "same", reads: []string{"recursive_triggers=1"}},
+	{from: "mattn", dsn: "DIR/a.db?_rt=on", outcome: "same", reads: []string{"recursive_triggers=1"}},
+	{from: "mattn", dsn: "DIR/a.db?_secure_delete=FAST", outcome: "same", reads: []string{"secure_delete=2"}},
+	{from: "mattn", dsn: "DIR/a.db?_secure_delete=true", outcome: "same", reads: []string{"secure_delete=1"}},
+	{from: "mattn", dsn: "DIR/a.db?cache=shared", outcome: "noeffect"}, // ignored for a file: see the cache key
+	{from: "mattn", dsn: "DIR/a.db?cache=private", outcome: "same", reads: []string{"journal_mode=wal"}},
+	{from: "mattn", dsn: "DIR/a.db?_synchronous=FULL", outcome: "same", reads: []string{"synchronous=2"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_sync=0", outcome: "same", reads: []string{"synchronous=0"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_loc=auto", outcome: "noeffect", reads: []string{"TIME"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_loc=UTC", outcome: "same", reads: []string{"SELECT 1=1"}},
+	{from: "mattn", dsn: "DIR/a.db?_loc=Asia%2FTokyo", outcome: "refused", key: "_loc", refused: "convert with t.In"},
+	{from: "mattn", dsn: "DIR/a.db?_txlock=deferred", outcome: "same", reads: []string{"SELECT 1=1"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_txlock=exclusive", outcome: "same", reads: []string{"SELECT 1=1"}, modernc: true},
+	{from: "mattn", dsn: "DIR/a.db?_writable_schema=1", outcome: "same", reads: []string{"writable_schema=1"}},
+	{from: "mattn", dsn: "DIR/a.db?_cache_size=-4000", outcome: "same", reads: []string{"cache_size=-4000"}},
+	{from: "mattn", dsn: "DIR/a.db?_stmt_cache_size=16", outcome: "noeffect"},
+
+	// modernc.org/sqlite's keys.
+	{from: "modernc", dsn: "DIR/a.db?_pragma=cache_size(-3000)&_pragma=foreign_keys(1)", outcome: "same",
+		reads: []string{"cache_size=-3000", "foreign_keys=1"}, modernc: true},
+	{from: "modernc", dsn: "DIR/a.db?_pragma=busy_timeout(2000)&_pragma=journal_mode(WAL)", outcome: "same",
+		reads: []string{"busy_timeout=2000", "journal_mode=wal"}, modernc: true},
+	{from: "modernc", dsn: "DIR/a.db?_pragma=locking_mode(EXCLUSIVE)", outcome: "refused", key: "_pragma", refused: "locking_mode"},
+	{from: "modernc", dsn: "DIR/a.db?_time_format=sqlite", outcome: "same", reads: []string{"TIME"}, modernc: true},
+	{from: "modernc", dsn: "DIR/a.db?_time_format=datetime", outcome: "same", reads: []string{"TIME"}, modernc: true},
+	{from: "modernc", dsn: "DIR/a.db?_time_integer_format=unix_milli", outcome: "same", reads: []string{"TIME"}, modernc: true},
+	{from: "modernc", dsn: "DIR/a.db?_timezone=Europe%2FBerlin", outcome: "same", reads: []string{"TIME"}, modernc: true},
+	{from: "modernc", dsn: "DIR/a.db?_inttotime=1&_texttotime=1", outcome: "same", reads: []string{"TIME"}, modernc: true},
+	{from: "modernc", dsn: "DIR/a.db?_dqs=0", outcome: "same", reads: []string{`SELECT count(*) FROM pragma_table_list WHERE name = 'x'=0`}, modernc: true},
+	{from: "modernc", dsn: "DIR/a.db?_defensive=1", outcome: "same", reads: []string{"TIME"}, modernc: true},
+	{from: "modernc", dsn: "DIR/a.db?_error_rc=1", outcome: "same", reads: []string{"TIME"}, modernc: true},
+	{from: "modernc", dsn: "file:/m2?vfs=memdb", outcome: "same", reads: []string{"journal_mode=memory"}, modernc: true},
+
+	// The in-memory forms with WAL asked for: SQLite keeps the journal in memory.
+	{from: "modernc", dsn: ":memory:?_journal_mode=WAL", outcome: "same", reads: []string{"journal_mode=memory"}, modernc: true},
+	{from: "modernc", dsn: "file::memory:?_journal_mode=WAL", outcome: "same", reads: []string{"journal_mode=memory"}, modernc: true},
+	{from: "modernc", dsn: "file:m3?mode=memory&_journal_mode=WAL", outcome: "same", reads: []string{"journal_mode=memory"}, modernc: true},
+	{from: "modernc", dsn: "file:/m4?vfs=memdb&_journal_mode=WAL", outcome: "same", reads: []string{"journal_mode=memory"}, modernc: true},
+	{from: "modernc", dsn: ":memory:?_journal_mode=OFF", outcome: "same", reads: []string{"journal_mode=off"}, modernc: true},
+
+	// DSNs from public Go code (searched for sql.Open with sqlite3 and sqlite).
+	{from: "public", dsn: "file:DIR/admin.db?_busy_timeout=10000&_journal_mode=WAL&_txlock=immediate", outcome: "same",
+		reads: []string{"busy_timeout=10000", "journal_mode=wal"}, modernc: true},
+	{from: "public", dsn: "DIR/a.db?_busy_timeout=5000", outcome: "same", reads: []string{"busy_timeout=5000"}, modernc: true},
+	{from: "public", dsn: "DIR/resources.db?_busy_timeout=5000&_journal_mode=WAL", outcome: "same",
+		reads: []string{"busy_timeout=5000", "journal_mode=wal"}, modernc: true},
+	{from: "public", dsn: "DIR/a.db?_busy_timeout=5000&_foreign_keys=on", outcome: "same",
+		reads: []string{"busy_timeout=5000", "foreign_keys=1"}, modernc: true},
+	{from: "public", dsn: "DIR/ez.db?_busy_timeout=9999999", outcome: "same", reads: []string{"busy_timeout=9999999"}, modernc: true},
+	{from: "public", dsn: ":memory:?_loc=auto", outcome: "noeffect", reads: []string{"TIME"}, modernc: true},
+	{from: "public", dsn: "DIR/orvix.db?_loc=auto&_busy_timeout=5000&_txlock=immediate", outcome: "noeffect",
+		reads: []string{"busy_timeout=5000"}, modernc: true},
+	{from: "public", dsn: "file:TestX?mode=memory&cache=shared&parseTime=true&_loc=auto", outcome: "noeffect",
+		reads: []string{"journal_mode=memory"}, modernc: true},
+	{from: "public", dsn: "DIR/a.db?_loc=auto&_time_format=sqlite", outcome: "noeffect", reads: []string{"TIME"}, modernc: true},
+	{from: "public", dsn: "DIR/a.db?_journal=wal&_busy_timeout=5000&_synchronous=normal&_fk=1&_loc=auto", outcome: "noeffect",
+		reads: []string{"journal_mode=wal", "busy_timeout=5000", "synchronous=1", "foreign_keys=1"}, modernc: true},
+	// SQLite itself refuses cache=share ("no such cache mode"); the _locking=exclusive after it is refused too.
+	{from: "public", dsn: "DIR/a.db?_mutex=no&cache=share&_txlock=immediate&_locking=exclusive", outcome: "refused", key: "cache", refused: "shared or private"},
+	{from: "public", dsn: "DIR/a.db?_mutex=no&_txlock=immediate&_locking=exclusive", outcome: "refused", key: "_locking", refused: "NORMAL"},
+	{from: "public", dsn: "DIR/rebound.db?_mutex=no", outcome: "noeffect"},
+	{from: "public", dsn: "DIR/a.db?_mutex=no&_timeout=60", outcome: "noeffect", reads: []string{"busy_timeout=60"}, modernc: true},
+	{from: "public", dsn: "DIR/a.db?mode=rwc&_journal_mode=memory&_synchronous=off&_mutex=no&_foreign_keys=on", outcome: "noeffect",
+		reads: []string{"journal_mode=memory", "synchronous=0", "foreign_keys=1"}, modernc: true},
+	{from: "public", dsn: "file:DIR/data.db?_fk=1&_mutex=no&_cslike=0", outcome: "noeffect",
+		reads: []string{"foreign_keys=1", "SELECT 'a' LIKE 'A'=1"}, modernc: true},
+	{from: "public", dsn: "DIR/view.db?_journal=MEMORY&cache=shared&_mutex=no", outcome: "noeffect",
+		reads: []string{"journal_mode=memory"}, modernc: true},
+	{from: "public", dsn: ":memory:?_journal_mode=WAL&_busy_timeout=5000", outcome: "same",
+		reads: []string{"journal_mode=memory", "busy_timeout=5000"}, modernc: true},
+	{from: "public", dsn: ":memory:?_journal_mode=WAL&_foreign_keys=on", outcome: "same",
+		reads: []string{"journal_mode=memory", "foreign_keys=1"}, modernc: true},
+	{from: "public", dsn: "file::memory:?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
+		"&_pragma=busy_timeout(5000)&_pragma=journal_size_limit(200000000)&_txlock=immediate", outcome: "same",
+		reads: []string{"foreign_keys=1", "journal_mode=memory", "synchronous=1", "busy_timeout=5000"}, modernc: true},
+	{from: "public", dsn: "file:memori_demo?mode=memory&cache=shared", outcome: "same", reads: []string{"journal_mode=memory"}, modernc: true},
+	{from: "public", dsn: ":memory:?_journal_mode=WAL&_foreign_keys=ON", outcome: "same",
+		reads: []string{"journal_mode=memory", "foreign_keys=1"}, modernc: true},
+	{from: "public", dsn: "DIR/a.db?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(ON)&_pragma=synchronous(NORMAL)",
+		outcome: "same", reads: []string{"journal_mode=wal", "busy_timeout=5000", "foreign_keys=1", "synchronous=1"}, modernc: true},
+}
+
+func TestDSNCompat(t *testing.T) {
+	counts := map[string]int{}
+	for _, tt := range compatTests {
+		t.Run(tt.dsn, func(t *testing.T) {
+			counts[tt.outcome]++
+			dsn := strings.ReplaceAll(tt.dsn, "DIR", t.TempDir())
+			seed := func(dsn string) {
+				if tt.seed {
+					db := open(t, "sqlite", strings.TrimPrefix(strings.Split(dsn, "?")[0], "file:"))
+					mustExec(t, db, "CREATE TABLE seed(x)", "INSERT INTO seed VALUES (1)")
+					db.Close()
+				}
+			}
+			seed(dsn)
+			start := time.Now()
+			db, err := sql.Open("sqlite-safe", dsn)
+			if tt.outcome == "refused" {
+				if err == nil {
+					db.Close()
+					t.Fatalf("sql.Open succeeded, want a refusal of %s", tt.key)
+				}
+				var de *sqlitesafe.DSNError
+				if !errors.As(err, &de) || de.Key != tt.key {
+					t.Fatalf("sql.Open: %v, want a *DSNError for %q", err, tt.key)
+				}
+				if msg := err.Error(); !strings.Contains(msg, tt.key) || !strings.Contains(msg, tt.refused) {
+					t.Errorf("message %q does not hold %q and %q", msg, tt.key, tt.refused)
+				}
+				if d := time.Since(start); d > time.Second {
+					t.Errorf("refused after %v, want at once", d)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.Ping(); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+			ro := strings.Contains(dsn, "mode=ro") || strings.Contains(dsn, "immutable=1") || strings.Contains(dsn, "_query_only=1") // BEGIN IMMEDIATE fails under query_only
+			for _, r := range tt.reads {
+				got := readSetting(t, db, r, ro)
+				want := ""
+				if r != "TIME" {
+					i := strings.LastIndexByte(r, '=')
+					want = r[i+1:]
+					for where, v := range got {
+						if v != want {
+							t.Errorf("%s on the %s: %q, want %q", r[:i], where, v, want)
+						}
+					}
+				}
+				if !tt.modernc {
+					continue
+				}
+				// The same DSN on plain modernc.org/sqlite, in a directory of its own.
+				mdsn := strings.ReplaceAll(tt.dsn, "DIR", t.TempDir())
+				seed(mdsn)
+				m := open(t, "sqlite", mdsn)
+				m.SetMaxOpenConns(1)
+				mv := readSetting(t, m, r, true)["reader"]
+				if r == "TIME" {
+					want = got["reader"]
+				}
+				if mv != want {
+					t.Errorf("%s: modernc.org/sqlite gives %q, sqlite-safe %q", r, mv, want)
+				}
+			}
+		})
+	}
+	t.Logf("outcomes of %d DSNs: %v", len(compatTests), counts)
+}
+
+// readSetting runs the read r ("pragma=want", "SELECT ...=want" or TIME)
+// on a reader and, unless readOnly, in a write transaction (the writer)
+// and on a pinned connection, and returns what each gave.
+func readSetting(t *testing.T, db *sql.DB, r string, readOnly bool) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	q := r
+	if i := strings.LastIndexByte(r, '='); i >= 0 {
+		q = r[:i]
+	}
+	if !strings.HasPrefix(q, "SELECT") && q != "TIME" {
+		q = "PRAGMA " + q
+	}
+	got := map[string]string{}
+	read := func(where string, c interface {
+		execer
+		queryer
+	}) {
+		if q == "TIME" {
+			// A time.Time as the DSN's time keys store it, and scanned back.
+			mustExec(t, c, "CREATE TABLE IF NOT EXISTS tt(t DATETIME)", "DELETE FROM tt")
+			at := time.Date(2024, 3, 10, 1, 2, 3, 4000, time.FixedZone("X", 3600))
+			if _, err := c.ExecContext(ctx, "INSERT INTO tt VALUES (?)", at); err != nil {
+				t.Fatalf("insert a time: %v", err)
+			}
+			var stored, scanned any
+			if err := c.QueryRowContext(ctx, "SELECT t, t FROM tt").Scan(&stored, &scanned); err != nil {
+				t.Fatalf("read the time: %v", err)
+			}
+			got[where] = fmt.Sprintf("%T %v", stored, stored)
+			return
+		}
+		var v any
+		if err := c.QueryRowContext(ctx, q).Scan(&v); err != nil {
+			t.Fatalf("%s on the %s: %v", q, where, err)
+		}
+		got[where] = fmt.Sprint(v)
+	}
+	if readOnly || q == "TIME" {
+		read("reader", db)
+		return got
+	}
+	read("reader", db)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read("writer", tx)
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	mustExec(t, conn, "PRAGMA temp_store = 0") // a connection setting: the connection keeps a SQLite connection of its own
+	read("pinned", conn)
+	return got
 }
