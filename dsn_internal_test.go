@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	_ "modernc.org/sqlite"
 )
 
@@ -325,4 +326,46 @@ func TestDSNKeyTable(t *testing.T) {
 			t.Errorf("%s: passed to modernc.org/sqlite but never written", k.name)
 		}
 	}
+}
+
+// FuzzConfigRoundTrip checks that every Config that validates survives
+// FormatDSN then ParseDSN exactly, for the fields whose values have more
+// than one spelling or none in a DSN.
+func FuzzConfigRoundTrip(f *testing.F) {
+	f.Add("a", int64(0), int64(-5), int64(-5e9), int64(0), "WAL", "off", "UTC", "cache_size(1)", "shared", true)
+	f.Add("", int64(1500), int64(1), int64(-1), int64(-2000), "wal", "FAST", "Local", "locking_mode(EXCLUSIVE)", "x", false)
+	f.Add("/a b?#%", int64(-1), int64(0), int64(0), int64(1), "", "", "", "", "", true)
+	f.Fuzz(func(t *testing.T, path string, busy, sizeLimit, slowHold, cacheSize int64,
+		journal, secureDelete, tz, pragma, cache string, on bool) {
+		c := &Config{
+			Path:              path,
+			BusyTimeout:       time.Duration(busy),
+			JournalSizeLimit:  sizeLimit,
+			SlowHold:          time.Duration(slowHold),
+			SlowWait:          -time.Duration(slowHold),
+			CacheSize:         cacheSize,
+			JournalMode:       JournalMode(journal),
+			SecureDelete:      SecureDelete(secureDelete),
+			Timezone:          tz,
+			RecursiveTriggers: on,
+			DisableDQS:        on,
+		}
+		if pragma != "" {
+			c.Pragmas = []string{pragma}
+		}
+		if cache != "" {
+			c.URIParams = map[string]string{"cache": cache}
+		}
+		if c.validate() != nil {
+			return
+		}
+		dsn := c.FormatDSN()
+		back, err := ParseDSN(dsn)
+		if err != nil {
+			t.Fatalf("ParseDSN(%q) of a valid Config: %v", dsn, err)
+		}
+		if diff := cmp.Diff(c, back); diff != "" {
+			t.Fatalf("ParseDSN(%q) mismatch (-config +parsed):\n%s", dsn, diff)
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -521,6 +522,14 @@ func TestFormatDSN(t *testing.T) {
 			"&_time_format=datetime&_time_integer_format=unix_milli&_timezone=Europe%2FBerlin" +
 			"&_inttotime=1&_texttotime=1&_dqs=0&_defensive=1&_error_rc=1" +
 			"&_writer_queue=off&_group_commit=off&_max_readers=8"},
+		{sqlitesafe.Config{Path: "a", CacheSize: -20000, CaseSensitiveLike: true, IgnoreCheckConstraints: true,
+			RecursiveTriggers: true, SecureDelete: sqlitesafe.SecureDeleteFast, WritableSchema: true},
+			"a?_cache_size=-20000&_case_sensitive_like=1&_ignore_check_constraints=1&_recursive_triggers=1" +
+				"&_secure_delete=FAST&_writable_schema=1"},
+		{sqlitesafe.Config{}, ""},
+		{sqlitesafe.Config{TxLock: sqlitesafe.TxLockDeferred}, "?_txlock=deferred"},
+		{sqlitesafe.Config{Path: "a", JournalSizeLimit: -5, SlowHold: -5 * time.Second, SlowWait: -1500 * time.Microsecond},
+			"a?_slow_hold=-5000&_slow_wait=-1.5ms&_journal_size_limit=-5"},
 		{sqlitesafe.Config{Path: "a", DisableProcessQueue: true, AllowNetworkFS: true,
 			SlowHold: -1, SlowWait: 1500 * time.Microsecond, JournalSizeLimit: -1},
 			"a?_process_queue=off&_network_fs=allow&_slow_hold=off&_slow_wait=1.5ms&_journal_size_limit=-1"},
@@ -560,6 +569,37 @@ func checkRoundTrip(t *testing.T, dsn string) {
 	}
 	if dsn2 := c2.FormatDSN(); dsn2 != dsn1 {
 		t.Errorf("FormatDSN not at a fixed point for %q:\n first %q\nsecond %q", dsn, dsn1, dsn2)
+	}
+}
+
+// TestConfigRoundTrip checks that a Config built in code survives
+// FormatDSN then ParseDSN exactly, for values that have no DSN spelling of
+// their own (a negative limit, a negative threshold) and the new keys.
+func TestConfigRoundTrip(t *testing.T) {
+	for _, c := range []sqlitesafe.Config{
+		{Path: "a", JournalSizeLimit: -5},
+		{Path: "a", JournalSizeLimit: math.MinInt64},
+		{Path: "a", SlowHold: -5 * time.Second},
+		{Path: "a", SlowWait: -1},
+		{Path: "a", SlowWait: -time.Nanosecond},
+		{Path: "a", SlowHold: math.MinInt64, SlowWait: math.MaxInt64},
+		{Path: "a", BusyTimeout: math.MaxInt64},
+		{Path: "a", CacheSize: math.MinInt64, SecureDelete: sqlitesafe.SecureDeleteOff},
+		{Path: "", Mode: sqlitesafe.ModeMemory, URIParams: map[string]string{"cache": "shared"}},
+		{Path: "a", URIParams: map[string]string{"nolock": "", "a-b": "&=+ %"}},
+	} {
+		if _, err := sqlitesafe.NewConnector(&c); err != nil {
+			t.Errorf("NewConnector(%+v): %v", c, err)
+			continue
+		}
+		back, err := sqlitesafe.ParseDSN(c.FormatDSN())
+		if err != nil {
+			t.Errorf("ParseDSN(%q): %v", c.FormatDSN(), err)
+			continue
+		}
+		if diff := cmp.Diff(&c, back); diff != "" {
+			t.Errorf("ParseDSN(%q) mismatch (-config +parsed):\n%s", c.FormatDSN(), diff)
+		}
 	}
 }
 
@@ -878,4 +918,112 @@ func readSetting(t *testing.T, db *sql.DB, r string, readOnly bool) map[string]s
 	mustExec(t, conn, "PRAGMA temp_store = 0") // a connection setting: the connection keeps a SQLite connection of its own
 	read("pinned", conn)
 	return got
+}
+
+// TestEmptyDSN checks that sql.Open("sqlite-safe", "") is a private
+// temporary database for the handle, as in modernc.org/sqlite, so that
+// wrappers that probe the driver with an empty DSN (otelsql.Register) work.
+func TestEmptyDSN(t *testing.T) {
+	db, err := sql.Open("sqlite-safe", "")
+	if err != nil {
+		t.Fatalf(`sql.Open("sqlite-safe", ""): %v`, err)
+	}
+	defer db.Close()
+	if _, ok := db.Driver().(*sqlitesafe.Driver); !ok {
+		t.Fatalf("db.Driver() = %T, want *sqlitesafe.Driver", db.Driver())
+	}
+	if err := db.Ping(); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	mustExec(t, db, "CREATE TABLE t(x)")
+	// Every connection of the handle sees the one database.
+	errs := parallel(8, 25, func(g, i int) error {
+		_, err := db.Exec("INSERT INTO t VALUES (?)", g*100+i)
+		return err
+	})
+	noErrors(t, "inserts", errs)
+	if n := queryInt(t, db, "SELECT count(DISTINCT x) FROM t"); n != 200 {
+		t.Errorf("%d distinct rows, want 200", n)
+	}
+	// Another handle has a database of its own.
+	other := openSafe(t, "?_fk=1")
+	if n := queryInt(t, other, "SELECT count(*) FROM sqlite_schema WHERE name = 't'"); n != 0 {
+		t.Errorf("a second empty-path handle sees the first one's table")
+	}
+	if n := queryInt(t, other, "PRAGMA foreign_keys"); n != 1 {
+		t.Errorf("foreign_keys = %d on an empty-path handle with _fk=1, want 1", n)
+	}
+}
+
+// TestMemoryJournalWAL checks that an in-memory database opens with
+// _journal_mode=WAL, as SQLite, mattn/go-sqlite3 and modernc.org/sqlite
+// open it: its journal stays in memory, and writes work.
+func TestMemoryJournalWAL(t *testing.T) {
+	for _, dsn := range []string{
+		":memory:?_journal_mode=WAL",
+		"file::memory:?_journal=wal&_busy_timeout=2000",
+		"file:memwal?mode=memory&cache=shared&_pragma=journal_mode(WAL)",
+		"file:/memwal?vfs=memdb&_journal_mode=WAL",
+		"?_journal_mode=WAL",
+	} {
+		db := openSafe(t, dsn)
+		mustExec(t, db, "CREATE TABLE t(x)", "INSERT INTO t VALUES (1)")
+		var mode string
+		if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "memory" {
+			t.Errorf("%s: journal_mode %q, %v; want memory", dsn, mode, err)
+		}
+		db.Close()
+	}
+	// A file still must get WAL: the check applies to files.
+	db := openSafe(t, dbPath(t)+"?_journal_mode=WAL")
+	var mode string
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("file: journal_mode %q, %v; want wal", mode, err)
+	}
+}
+
+// TestLockingModeExclusiveRefused checks that locking_mode=EXCLUSIVE is
+// refused at once, naming locking_mode, instead of a 5 s wait and
+// "database is locked".
+func TestLockingModeExclusiveRefused(t *testing.T) {
+	for _, q := range []string{"_locking_mode=EXCLUSIVE", "_locking=exclusive", "_pragma=locking_mode(EXCLUSIVE)", "_pragma=locking_mode%3Dexclusive"} {
+		start := time.Now()
+		db, err := sql.Open("sqlite-safe", dbPath(t)+"?"+q)
+		if err == nil {
+			db.Close()
+			t.Errorf("%s: sql.Open succeeded", q)
+			continue
+		}
+		if !strings.Contains(err.Error(), "locking_mode") || !strings.Contains(err.Error(), "read-only connections need shared access") {
+			t.Errorf("%s: %v, want it to name locking_mode and why", q, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%s: refused after %v", q, d)
+		}
+	}
+}
+
+// TestDeferForeignKeysInTransaction checks the alternative the refusal of
+// _defer_foreign_keys=1 gives: PRAGMA defer_foreign_keys = ON as the first
+// statement of a transaction defers the checks to its COMMIT.
+func TestDeferForeignKeysInTransaction(t *testing.T) {
+	db := openSafe(t, dbPath(t)+"?_fk=1")
+	mustExec(t, db, "CREATE TABLE p(id INTEGER PRIMARY KEY)", "CREATE TABLE c(p INTEGER REFERENCES p(id))")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, tx, "PRAGMA defer_foreign_keys = ON", "INSERT INTO c VALUES (1)", "INSERT INTO p VALUES (1)")
+	if err := tx.Commit(); err != nil {
+		t.Fatalf("commit with the child inserted first: %v", err)
+	}
+	// Without it the same order fails at the child's INSERT.
+	tx, err = db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("INSERT INTO c VALUES (2)"); err == nil {
+		t.Errorf("child without a parent inserted: foreign keys not checked")
+	}
 }
