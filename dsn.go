@@ -60,6 +60,14 @@ type dsnKey struct {
 	def     string   // the default, for the key table
 	doc     string   // one line, for the key table
 
+	// flag is the field of a boolean key, which takes values as its
+	// values say (valSQLiteBool, valGoBool or valOnOff); FormatDSN writes
+	// on ("1" when empty) for a true field, and on "off" or "0" means the
+	// field says the opposite of the key (DisableWriterQueue, DisableDQS).
+	// A flag key has no parse or format.
+	flag func(c *Config) *bool
+	on   string
+
 	// parse sets the field from a value: errBadValue for a value the key
 	// does not take, a refusal for one the driver cannot honour, or the
 	// cause of a bad value.
@@ -101,15 +109,8 @@ var dsnKeys = []dsnKey{
 	// SQLite's URI parameters.
 	{name: "mode", field: "Mode", values: "ro, rw, rwc or memory", def: "rwc",
 		doc: "SQLite: `ro` makes a read-only handle: the driver changes nothing in the file, and writes fail at once with `ErrReadOnly`.",
-		parse: func(c *Config, v string) error {
-			// SQLite compares mode values case-sensitively.
-			switch m := Mode(v); m {
-			case ModeReadOnly, ModeReadWrite, ModeReadWriteCreate, ModeMemory:
-				c.Mode = m
-				return nil
-			}
-			return errBadValue
-		},
+		// SQLite compares mode values case-sensitively.
+		parse:  enum(func(c *Config) *Mode { return &c.Mode }, nil, false, ModeReadOnly, ModeReadWrite, ModeReadWriteCreate, ModeMemory),
 		format: func(c *Config) (string, bool) { return string(c.Mode), c.Mode != "" }},
 	{name: "vfs", field: "VFS", values: "the name of a registered VFS",
 		doc: "SQLite: the VFS to open with. `memdb` gives an in-memory database.",
@@ -122,9 +123,8 @@ var dsnKeys = []dsnKey{
 		},
 		format: func(c *Config) (string, bool) { return c.VFS, c.VFS != "" }},
 	{name: "immutable", field: "Immutable", values: valSQLiteBool, def: "0",
-		doc:    "SQLite: the file cannot change; a read-only handle, read without locks.",
-		parse:  sqliteBool(func(c *Config) *bool { return &c.Immutable }),
-		format: formatTrue(func(c *Config) bool { return c.Immutable })},
+		doc:  "SQLite: the file cannot change; a read-only handle, read without locks.",
+		flag: func(c *Config) *bool { return &c.Immutable }},
 	{name: "cache", field: "URIParams", values: "shared or private", def: "private",
 		doc: "SQLite's shared cache. For a file it is ignored: connections sharing a cache wait for each other on table locks, " +
 			"contention the writer queue makes needless. For `mode=memory`, `cache=shared` names one database shared by every handle with the same name.",
@@ -169,7 +169,7 @@ var dsnKeys = []dsnKey{
 	{name: "_synchronous", aliases: []string{"_sync"}, sets: "synchronous", pragma: "synchronous", folded: true,
 		field: "Synchronous", values: "OFF, NORMAL, FULL or EXTRA, or 0 to 3", def: "NORMAL",
 		doc: "PRAGMA synchronous on every connection, read back.",
-		parse: enum(func(c *Config) *Synchronous { return &c.Synchronous }, true, true,
+		parse: enum(func(c *Config) *Synchronous { return &c.Synchronous }, strings.ToUpper, true,
 			SynchronousOff, SynchronousNormal, SynchronousFull, SynchronousExtra),
 		format: func(c *Config) (string, bool) { return string(c.Synchronous), c.Synchronous != "" }},
 	{name: "_foreign_keys", aliases: []string{"_fk"}, sets: "foreign keys", pragma: "foreign_keys", folded: true,
@@ -189,20 +189,19 @@ var dsnKeys = []dsnKey{
 		format: func(c *Config) (string, bool) { return string(c.ForeignKeys), c.ForeignKeys != "" }},
 	{name: "_txlock", field: "TxLock", values: "deferred, immediate or exclusive", def: "immediate",
 		doc: "How write transactions begin, also a `BEGIN` typed as SQL. The writer queue is taken at BEGIN whatever the mode.",
-		parse: enum(func(c *Config) *TxLock { return &c.TxLock }, false, false,
+		parse: enum(func(c *Config) *TxLock { return &c.TxLock }, strings.ToLower, false,
 			TxLockDeferred, TxLockImmediate, TxLockExclusive),
 		format: func(c *Config) (string, bool) { return string(c.TxLock), c.TxLock != "" }},
 	{name: "_auto_vacuum", aliases: []string{"_vacuum"}, sets: "auto-vacuum", pragma: "auto_vacuum", folded: true,
 		field: "AutoVacuum", values: "NONE, FULL or INCREMENTAL, or 0 to 2", def: "unchanged",
 		doc: "PRAGMA auto_vacuum, set before anything else writes the file.",
-		parse: enum(func(c *Config) *AutoVacuum { return &c.AutoVacuum }, true, true,
+		parse: enum(func(c *Config) *AutoVacuum { return &c.AutoVacuum }, strings.ToUpper, true,
 			AutoVacuumNone, AutoVacuumFull, AutoVacuumIncremental),
 		format: func(c *Config) (string, bool) { return string(c.AutoVacuum), c.AutoVacuum != "" }},
 	{name: "_query_only", sets: "query-only", pragma: "query_only", folded: true,
 		field: "QueryOnly", values: valSQLiteBool, def: "off",
-		doc:    "PRAGMA query_only on every connection.",
-		parse:  sqliteBool(func(c *Config) *bool { return &c.QueryOnly }),
-		format: formatTrue(func(c *Config) bool { return c.QueryOnly })},
+		doc:  "PRAGMA query_only on every connection.",
+		flag: func(c *Config) *bool { return &c.QueryOnly }},
 	{name: "_pragma", field: "Pragmas", values: "name(value), name=value or name, holding one PRAGMA without ';'",
 		doc: "Runs `PRAGMA name = value` on every connection, in DSN order; repeatable. A PRAGMA that changes the file (`user_version`, `page_size`, ...) " +
 			"runs once, on the writer; connection settings (`cache_size`, `temp_store`, ...) run on readers too. " +
@@ -212,24 +211,12 @@ var dsnKeys = []dsnKey{
 	// The keys modernc.org/sqlite reads itself.
 	{name: "_time_format", modernc: true, field: "TimeFormat", values: "sqlite, datetime or string_no_monotonic",
 		doc: "modernc.org/sqlite: how `time.Time` is written.",
-		parse: func(c *Config, v string) error {
-			// modernc.org/sqlite compares case-sensitively.
-			if v != "sqlite" && v != "datetime" && v != "string_no_monotonic" {
-				return errBadValue
-			}
-			c.TimeFormat = v
-			return nil
-		},
+		// modernc.org/sqlite compares case-sensitively.
+		parse:  enum(func(c *Config) *string { return &c.TimeFormat }, nil, false, "sqlite", "datetime", "string_no_monotonic"),
 		format: func(c *Config) (string, bool) { return c.TimeFormat, c.TimeFormat != "" }},
 	{name: "_time_integer_format", modernc: true, field: "TimeIntegerFormat", values: "unix, unix_milli, unix_micro or unix_nano",
-		doc: "modernc.org/sqlite: write `time.Time` as an integer.",
-		parse: func(c *Config, v string) error {
-			if v != "unix" && v != "unix_milli" && v != "unix_micro" && v != "unix_nano" {
-				return errBadValue
-			}
-			c.TimeIntegerFormat = v
-			return nil
-		},
+		doc:    "modernc.org/sqlite: write `time.Time` as an integer.",
+		parse:  enum(func(c *Config) *string { return &c.TimeIntegerFormat }, nil, false, "unix", "unix_milli", "unix_micro", "unix_nano"),
 		format: func(c *Config) (string, bool) { return c.TimeIntegerFormat, c.TimeIntegerFormat != "" }},
 	{name: "_timezone", sets: "the time zone", modernc: true, field: "Timezone",
 		values: "a name time.LoadLocation knows, such as UTC or Europe/Berlin",
@@ -246,38 +233,29 @@ var dsnKeys = []dsnKey{
 		},
 		format: func(c *Config) (string, bool) { return c.Timezone, c.Timezone != "" }},
 	{name: "_inttotime", modernc: true, field: "IntToTime", values: valGoBool, def: "false",
-		doc:    "modernc.org/sqlite: scan integers in DATE, DATETIME and TIMESTAMP columns as `time.Time`.",
-		parse:  goBool(func(c *Config) *bool { return &c.IntToTime }, false),
-		format: formatTrue(func(c *Config) bool { return c.IntToTime })},
+		doc:  "modernc.org/sqlite: scan integers in DATE, DATETIME and TIMESTAMP columns as `time.Time`.",
+		flag: func(c *Config) *bool { return &c.IntToTime }},
 	{name: "_texttotime", modernc: true, field: "TextToTime", values: valGoBool, def: "false",
-		doc:    "modernc.org/sqlite: scan text in DATE, DATETIME, TIME and TIMESTAMP columns as `time.Time`.",
-		parse:  goBool(func(c *Config) *bool { return &c.TextToTime }, false),
-		format: formatTrue(func(c *Config) bool { return c.TextToTime })},
+		doc:  "modernc.org/sqlite: scan text in DATE, DATETIME, TIME and TIMESTAMP columns as `time.Time`.",
+		flag: func(c *Config) *bool { return &c.TextToTime }},
 	{name: "_dqs", modernc: true, field: "DisableDQS", values: valGoBool, def: "true",
-		doc:   "modernc.org/sqlite: `0` turns off SQLite's double-quoted string literal quirk.",
-		parse: goBool(func(c *Config) *bool { return &c.DisableDQS }, true),
-		format: func(c *Config) (string, bool) {
-			return "0", c.DisableDQS
-		}},
+		doc:  "modernc.org/sqlite: `0` turns off SQLite's double-quoted string literal quirk.",
+		flag: func(c *Config) *bool { return &c.DisableDQS }, on: "0"},
 	{name: "_defensive", modernc: true, field: "Defensive", values: valGoBool, def: "false",
-		doc:    "modernc.org/sqlite: SQLite's defensive mode.",
-		parse:  goBool(func(c *Config) *bool { return &c.Defensive }, false),
-		format: formatTrue(func(c *Config) bool { return c.Defensive })},
+		doc:  "modernc.org/sqlite: SQLite's defensive mode.",
+		flag: func(c *Config) *bool { return &c.Defensive }},
 	{name: "_error_rc", modernc: true, field: "ErrorRC", values: valGoBool, def: "false",
-		doc:    "modernc.org/sqlite: error message form.",
-		parse:  goBool(func(c *Config) *bool { return &c.ErrorRC }, false),
-		format: formatTrue(func(c *Config) bool { return c.ErrorRC })},
+		doc:  "modernc.org/sqlite: error message form.",
+		flag: func(c *Config) *bool { return &c.ErrorRC }},
 
 	// This driver's keys.
 	{name: "_writer_queue", field: "DisableWriterQueue", values: valOnOff, def: "on",
 		doc: "`off`: no in-process queue; each connection writes on its own, as tuned modernc.org/sqlite does " +
 			"(BEGIN IMMEDIATE and the busy handler). For comparison, or for a program that never writes from two goroutines.",
-		parse:  onOff(func(c *Config) *bool { return &c.DisableWriterQueue }),
-		format: formatTrue(func(c *Config) bool { return c.DisableWriterQueue }, "off")},
+		flag: func(c *Config) *bool { return &c.DisableWriterQueue }, on: "off"},
 	{name: "_group_commit", field: "DisableGroupCommit", values: valOnOff, def: "on",
-		doc:    "`on`: autocommit writes queued behind each other commit in one transaction, each with its own result and error. `off`: one transaction per write.",
-		parse:  onOff(func(c *Config) *bool { return &c.DisableGroupCommit }),
-		format: formatTrue(func(c *Config) bool { return c.DisableGroupCommit }, "off")},
+		doc:  "`on`: autocommit writes queued behind each other commit in one transaction, each with its own result and error. `off`: one transaction per write.",
+		flag: func(c *Config) *bool { return &c.DisableGroupCommit }, on: "off"},
 	{name: "_max_readers", field: "MaxReaders", values: "a whole number, 0 or more", def: "0 (no cap beyond database/sql's pool)",
 		doc: "Read-only connections open at most; a read waits (bounded by the busy timeout, `ErrReaderTimeout`) for a free one.",
 		parse: func(c *Config, v string) error {
@@ -292,8 +270,7 @@ var dsnKeys = []dsnKey{
 	{name: "_process_queue", field: "DisableProcessQueue", values: valOnOff, def: "on",
 		doc: "`on`: the writers of every sqlite-safe process on the file also queue on an `flock` of `FILE-writer.lock`, taken before `BEGIN IMMEDIATE` " +
 			"and released after `COMMIT`/`ROLLBACK`; waiters sleep in the kernel, a dead process drops the lock. See [Several processes](#several-processes).",
-		parse:  onOff(func(c *Config) *bool { return &c.DisableProcessQueue }),
-		format: formatTrue(func(c *Config) bool { return c.DisableProcessQueue }, "off")},
+		flag: func(c *Config) *bool { return &c.DisableProcessQueue }, on: "off"},
 	{name: "_network_fs", field: "AllowNetworkFS", values: "refuse or allow", def: "refuse",
 		doc: "A database on NFS, SMB/CIFS, 9p, sshfs or another network or FUSE file system is refused at open (`ErrNetworkFS`): " +
 			"their locks are not reliable. `allow` opens it knowingly, with a warning.",
@@ -308,7 +285,7 @@ var dsnKeys = []dsnKey{
 			}
 			return nil
 		},
-		format: formatTrue(func(c *Config) bool { return c.AllowNetworkFS }, "allow")},
+		format: func(c *Config) (string, bool) { return "allow", c.AllowNetworkFS }},
 	{name: "_slow_hold", field: "SlowHold", values: valSlow, def: "1s",
 		doc:    "A writer holding the lock this long is reported once through `log/slog`, with where it took the lock.",
 		parse:  slow(func(c *Config) *time.Duration { return &c.SlowHold }),
@@ -356,22 +333,19 @@ var dsnKeys = []dsnKey{
 		}},
 	{name: "_case_sensitive_like", aliases: []string{"_cslike"}, sets: "case-sensitive LIKE", pragma: "case_sensitive_like",
 		field: "CaseSensitiveLike", values: valSQLiteBool, def: "off",
-		doc:    "PRAGMA case_sensitive_like on every connection (it cannot be read back).",
-		parse:  sqliteBool(func(c *Config) *bool { return &c.CaseSensitiveLike }),
-		format: formatTrue(func(c *Config) bool { return c.CaseSensitiveLike }),
-		apply:  applyTrue(func(c *Config) bool { return c.CaseSensitiveLike }, "")},
+		doc:   "PRAGMA case_sensitive_like on every connection (it cannot be read back).",
+		flag:  func(c *Config) *bool { return &c.CaseSensitiveLike },
+		apply: applyTrue(func(c *Config) bool { return c.CaseSensitiveLike }, "")},
 	{name: "_ignore_check_constraints", pragma: "ignore_check_constraints",
 		field: "IgnoreCheckConstraints", values: valSQLiteBool, def: "off",
-		doc:    "PRAGMA ignore_check_constraints on every connection, read back.",
-		parse:  sqliteBool(func(c *Config) *bool { return &c.IgnoreCheckConstraints }),
-		format: formatTrue(func(c *Config) bool { return c.IgnoreCheckConstraints }),
-		apply:  applyTrue(func(c *Config) bool { return c.IgnoreCheckConstraints }, "1")},
+		doc:   "PRAGMA ignore_check_constraints on every connection, read back.",
+		flag:  func(c *Config) *bool { return &c.IgnoreCheckConstraints },
+		apply: applyTrue(func(c *Config) bool { return c.IgnoreCheckConstraints }, "1")},
 	{name: "_recursive_triggers", aliases: []string{"_rt"}, sets: "recursive triggers", pragma: "recursive_triggers",
 		field: "RecursiveTriggers", values: valSQLiteBool, def: "off",
-		doc:    "PRAGMA recursive_triggers on every connection, read back.",
-		parse:  sqliteBool(func(c *Config) *bool { return &c.RecursiveTriggers }),
-		format: formatTrue(func(c *Config) bool { return c.RecursiveTriggers }),
-		apply:  applyTrue(func(c *Config) bool { return c.RecursiveTriggers }, "1")},
+		doc:   "PRAGMA recursive_triggers on every connection, read back.",
+		flag:  func(c *Config) *bool { return &c.RecursiveTriggers },
+		apply: applyTrue(func(c *Config) bool { return c.RecursiveTriggers }, "1")},
 	{name: "_secure_delete", pragma: "secure_delete", field: "SecureDelete", values: valSQLiteBool + ", or FAST", def: "off",
 		doc: "PRAGMA secure_delete on every connection, read back.",
 		parse: func(c *Config, v string) error {
@@ -402,10 +376,9 @@ var dsnKeys = []dsnKey{
 			return "", ""
 		}},
 	{name: "_writable_schema", pragma: "writable_schema", field: "WritableSchema", values: valSQLiteBool, def: "off",
-		doc:    "PRAGMA writable_schema on every connection, read back. Misused, it corrupts the database.",
-		parse:  sqliteBool(func(c *Config) *bool { return &c.WritableSchema }),
-		format: formatTrue(func(c *Config) bool { return c.WritableSchema }),
-		apply:  applyTrue(func(c *Config) bool { return c.WritableSchema }, "1")},
+		doc:   "PRAGMA writable_schema on every connection, read back. Misused, it corrupts the database.",
+		flag:  func(c *Config) *bool { return &c.WritableSchema },
+		apply: applyTrue(func(c *Config) bool { return c.WritableSchema }, "1")},
 	{name: "_locking_mode", aliases: []string{"_locking"}, sets: "the locking mode", pragma: "locking_mode",
 		values: "NORMAL", def: "NORMAL",
 		doc: "Accepted as `NORMAL` (no effect: it is SQLite's default). `EXCLUSIVE` is refused: the writer would keep the file locked, " +
@@ -526,6 +499,40 @@ func (k *dsnKey) setting() string {
 	return k.name
 }
 
+// parseValue sets k's field in c from the value v.
+func (k *dsnKey) parseValue(c *Config, v string) error {
+	if k.flag == nil {
+		return k.parse(c, v)
+	}
+	on, ok := parseSQLiteBool(v)
+	if k.values == valGoBool {
+		b, err := strconv.ParseBool(v)
+		on, ok = b, err == nil
+	}
+	if !ok {
+		return errBadValue
+	}
+	*k.flag(c) = on == (k.on == "" || k.on == "1")
+	return nil
+}
+
+// formatValue returns the value FormatDSN writes for k's field in c, and
+// whether it writes one.
+func (k *dsnKey) formatValue(c *Config) (string, bool) {
+	switch {
+	case k.flag != nil && k.on == "":
+		return "1", *k.flag(c)
+	case k.flag != nil:
+		return k.on, *k.flag(c)
+	case k.format != nil:
+		return k.format(c)
+	}
+	return "", false
+}
+
+// formats reports whether k has a field that FormatDSN writes.
+func (k *dsnKey) formats() bool { return k.flag != nil || k.format != nil }
+
 // fail turns an error of parse into a *DSNError. key is the key in the
 // DSN; label is how the message names it: the key, or "_pragma=name".
 func (k *dsnKey) fail(key, label, value string, err error) *DSNError {
@@ -544,51 +551,14 @@ func (k *dsnKey) fail(key, label, value string, err error) *DSNError {
 
 // The value parsers and formatters the table shares.
 
-// sqliteBool parses a boolean as SQLite's URI parameters and PRAGMAs take it.
-func sqliteBool(field func(*Config) *bool) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		on, ok := parseSQLiteBool(v)
-		if !ok {
-			return errBadValue
-		}
-		*field(c) = on
-		return nil
-	}
-}
-
-// goBool parses a boolean as modernc.org/sqlite reads its own keys, with
-// strconv.ParseBool; invert is for _dqs, whose field says the opposite.
-func goBool(field func(*Config) *bool, invert bool) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			return errBadValue
-		}
-		*field(c) = on != invert
-		return nil
-	}
-}
-
-// onOff parses one of this driver's on/off keys into a Disable field.
-func onOff(field func(*Config) *bool) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		on, ok := parseSQLiteBool(v)
-		if !ok {
-			return errBadValue
-		}
-		*field(c) = !on
-		return nil
-	}
-}
-
-// enum parses one of values, in upper or lower case as upper says;
+// enum parses one of values, compared after fold (exactly for nil);
 // numbered also takes a value's index ("0" for the first), as SQLite does
 // for synchronous and auto_vacuum.
-func enum[T ~string](field func(*Config) *T, upper, numbered bool, values ...T) func(*Config, string) error {
+func enum[T ~string](field func(*Config) *T, fold func(string) string, numbered bool, values ...T) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		norm := strings.ToLower(v)
-		if upper {
-			norm = strings.ToUpper(v)
+		norm := v
+		if fold != nil {
+			norm = fold(v)
 		}
 		i := slices.Index(values, T(norm))
 		if numbered && len(v) == 1 && '0' <= v[0] && int(v[0]-'0') < len(values) {
@@ -617,15 +587,6 @@ func slow(field func(*Config) *time.Duration) func(*Config, string) error {
 		*field(c) = d
 		return nil
 	}
-}
-
-// formatTrue writes a boolean field that is true, as "1" or as on.
-func formatTrue(field func(*Config) bool, on ...string) func(*Config) (string, bool) {
-	v := "1"
-	if len(on) > 0 {
-		v = on[0]
-	}
-	return func(c *Config) (string, bool) { return v, field(c) }
 }
 
 // formatSlow writes a warning threshold: "off" for -1.
@@ -877,7 +838,7 @@ func (p *dsnParser) apply(k *dsnKey, key, label, value string) error {
 	if err := p.claim(key, label, k.setting()); err != nil {
 		return err
 	}
-	if err := k.parse(p.c, value); err != nil {
+	if err := k.parseValue(p.c, value); err != nil {
 		return k.fail(key, label, value, err)
 	}
 	return nil
@@ -1070,10 +1031,8 @@ func (c *Config) FormatDSN() string {
 				for _, p := range c.Pragmas {
 					q.add(k.name, p)
 				}
-			} else if k.format != nil {
-				if v, ok := k.format(c); ok {
-					q.add(k.name, v)
-				}
+			} else if v, ok := k.formatValue(c); ok {
+				q.add(k.name, v)
 			}
 		}
 		if uri {
@@ -1186,7 +1145,7 @@ func (c *Config) sqliteURI(readOnly bool) string {
 	}
 	for i := range dsnKeys {
 		if k := &dsnKeys[i]; k.modernc {
-			if v, ok := k.format(c); ok {
+			if v, ok := k.formatValue(c); ok {
 				q.add(k.name, v)
 			}
 		}
@@ -1205,10 +1164,7 @@ func (c *Config) validate() error {
 	}
 	for i := range dsnKeys {
 		k := &dsnKeys[i]
-		if k.format == nil {
-			continue
-		}
-		v, ok := k.format(c)
+		v, ok := k.formatValue(c)
 		if !ok {
 			continue
 		}
@@ -1216,10 +1172,10 @@ func (c *Config) validate() error {
 			return badValue(k.name, k.name, v, k.values)
 		}
 		var back Config
-		if err := k.parse(&back, v); err != nil {
+		if err := k.parseValue(&back, v); err != nil {
 			return k.fail(k.name, k.name, v, err)
 		}
-		if w, _ := k.format(&back); w != v {
+		if w, _ := k.formatValue(&back); w != v {
 			return badValue(k.name, k.name, v, k.values)
 		}
 	}
@@ -1276,14 +1232,14 @@ func (c *Config) checkPragma(text string) error {
 	}
 	label := "_pragma=" + pr.name
 	if pr.hasValue {
-		if err := k.parse(new(Config), pr.value); err != nil {
+		if err := k.parseValue(new(Config), pr.value); err != nil {
 			if _, ok := errors.AsType[*refusal](err); ok {
 				return k.fail("_pragma", label, pr.value, err)
 			}
 		}
 	}
-	if k.format != nil {
-		if _, ok := k.format(c); ok {
+	if k.formats() {
+		if _, ok := k.formatValue(c); ok {
 			return &DSNError{Key: "_pragma", Value: text,
 				Reason: fmt.Sprintf("DSN keys %q and %q both set %s; give one", k.name, label, k.setting())}
 		}

@@ -313,16 +313,19 @@ func TestDSNKeyDocs(t *testing.T) {
 // key has a field.
 func TestDSNKeyTable(t *testing.T) {
 	for _, k := range dsnKeys {
-		if k.doc == "" || k.values == "" || k.parse == nil && k.name != "_pragma" {
+		if k.doc == "" || k.values == "" || k.parse == nil && k.flag == nil && k.name != "_pragma" {
 			t.Errorf("%s: missing doc, values or parse", k.name)
 		}
-		if k.folded && k.format == nil {
+		if k.folded && !k.formats() {
 			t.Errorf("%s: folded from _pragma but without a field", k.name)
 		}
-		if (k.apply != nil) != (k.pragma != "" && !k.folded && k.format != nil) {
+		if (k.apply != nil) != (k.pragma != "" && !k.folded && k.formats()) {
 			t.Errorf("%s: a connection setting must have apply, and only it", k.name)
 		}
-		if k.modernc && k.format == nil {
+		if k.flag != nil && (k.parse != nil || k.format != nil || k.values != valSQLiteBool && k.values != valGoBool && k.values != valOnOff) {
+			t.Errorf("%s: a flag key takes boolean values, without parse or format", k.name)
+		}
+		if k.modernc && !k.formats() {
 			t.Errorf("%s: passed to modernc.org/sqlite but never written", k.name)
 		}
 	}
