@@ -53,8 +53,8 @@
 //	_max_readers                   a whole number, 0 or more
 //	_process_queue                 on or off
 //	_network_fs                    refuse or allow
-//	_slow_hold                     a positive number of milliseconds, a duration such as 500ms, or 0 or off to turn the warning off
-//	_slow_wait                     a positive number of milliseconds, a duration such as 500ms, or 0 or off to turn the warning off
+//	_slow_hold                     a positive number of milliseconds, a duration such as 500ms, or 0, off or a negative one to turn the warning off
+//	_slow_wait                     a positive number of milliseconds, a duration such as 500ms, or 0, off or a negative one to turn the warning off
 //	_journal_size_limit            a positive number of bytes, or -1 for no limit
 //	_cache_size                    a whole number, not 0: pages if positive, KiB if negative
 //	_case_sensitive_like, _cslike  1, 0, yes, no, true, false, on or off

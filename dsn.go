@@ -101,7 +101,7 @@ const (
 	valGoBool     = "1, t, true, 0, f or false"
 	valOnOff      = "on or off"
 	valDuration   = "a positive number of milliseconds or a duration such as 5s"
-	valSlow       = "a positive number of milliseconds, a duration such as 500ms, or 0 or off to turn the warning off"
+	valSlow       = "a positive number of milliseconds, a duration such as 500ms, or 0, off or a negative one to turn the warning off"
 )
 
 // dsnKeys is the table of DSN keys, in the order FormatDSN writes them.

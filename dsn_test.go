@@ -369,7 +369,7 @@ var parseDSNErrorTests = []struct {
 	{secret + "?_max_readers=lots", "_max_readers", "lots", "want a whole number"},
 	{secret + "?_process_queue=maybe", "_process_queue", "maybe", "want on or off"},
 	{secret + "?_network_fs=yes", "_network_fs", "yes", "want refuse or allow"},
-	{secret + "?_slow_hold=0s", "_slow_hold", "0s", "or 0 or off to turn the warning off"}, // 0 is off, 0s is not a threshold
+	{secret + "?_slow_hold=0s", "_slow_hold", "0s", "to turn the warning off"}, // 0 is off, 0s is not a threshold
 	{secret + "?_slow_wait=soon", "_slow_wait", "soon", "want a positive number of milliseconds"},
 	// 0 would read as "the default" in the Config: refused, not misread.
 	{secret + "?_journal_size_limit=0", "_journal_size_limit", "0", "want a positive number of bytes, or -1"},
