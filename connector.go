@@ -288,8 +288,7 @@ func (c *connector) open(ctx context.Context, readOnly, first bool) (*phys, erro
 
 // setup applies the DSN's settings to a new connection and reads the ones
 // that matter back. first marks the connection that sets up the file: it
-// alone sets auto_vacuum, the journal mode and the pragmas that change the
-// file.
+// alone sets auto_vacuum, WAL and the pragmas that change the file.
 func (c *connector) setup(ctx context.Context, p *phys, first bool) error {
 	cfg := c.cfg
 	run := func(q string) error {
