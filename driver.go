@@ -67,11 +67,7 @@
 //	_stmt_cache_size               a whole number, 0 or more
 //	_loc                           auto or UTC
 //	_defer_foreign_keys, _defer_fk 1, 0, yes, no, true, false, on or off
-//	_auth                          refused
-//	_auth_user                     refused
-//	_auth_pass                     refused
-//	_auth_crypt                    refused
-//	_auth_salt                     refused
+//	_auth, _auth_user, _auth_pass, _auth_crypt, _auth_salt refused, whatever the value
 //
 // Unless the DSN says otherwise a database is put in WAL mode, with a 5 s
 // busy timeout and synchronous=NORMAL, and each setting is read back after it

@@ -257,16 +257,9 @@ var dsnKeys = []dsnKey{
 		doc:  "`on`: autocommit writes queued behind each other commit in one transaction, each with its own result and error. `off`: one transaction per write.",
 		flag: func(c *Config) *bool { return &c.DisableGroupCommit }, on: "off"},
 	{name: "_max_readers", field: "MaxReaders", values: "a whole number, 0 or more", def: "0 (no cap beyond database/sql's pool)",
-		doc: "Read-only connections open at most; a read waits (bounded by the busy timeout, `ErrReaderTimeout`) for a free one.",
-		parse: func(c *Config, v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return errBadValue
-			}
-			c.MaxReaders = n
-			return nil
-		},
-		format: func(c *Config) (string, bool) { return strconv.Itoa(c.MaxReaders), c.MaxReaders != 0 }},
+		doc:    "Read-only connections open at most; a read waits (bounded by the busy timeout, `ErrReaderTimeout`) for a free one.",
+		parse:  integer(func(c *Config) *int { return &c.MaxReaders }, func(n int) bool { return n >= 0 }),
+		format: formatInt(func(c *Config) int { return c.MaxReaders })},
 	{name: "_process_queue", field: "DisableProcessQueue", values: valOnOff, def: "on",
 		doc: "`on`: the writers of every sqlite-safe process on the file also queue on an `flock` of `FILE-writer.lock`, taken before `BEGIN IMMEDIATE` " +
 			"and released after `COMMIT`/`ROLLBACK`; waiters sleep in the kernel, a dead process drops the lock. See [Several processes](#several-processes).",
@@ -297,33 +290,17 @@ var dsnKeys = []dsnKey{
 	{name: "_journal_size_limit", sets: "the journal size limit", pragma: "journal_size_limit", folded: true,
 		field: "JournalSizeLimit", values: "a positive number of bytes, or -1 for no limit", def: "67108864 (64 MiB)",
 		doc: "PRAGMA journal_size_limit on the writers: after a burst, the `-wal` is truncated back to this at the next checkpoint.",
-		parse: func(c *Config, v string) error {
-			// Any negative value means no limit, as in SQLite; 0 would
-			// read as the default in the Config.
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n == 0 {
-				return errBadValue
-			}
-			c.JournalSizeLimit = n
-			return nil
-		},
-		format: func(c *Config) (string, bool) {
-			return strconv.FormatInt(c.JournalSizeLimit, 10), c.JournalSizeLimit != 0
-		}},
+		// Any negative value means no limit, as in SQLite; 0 would read as
+		// the default in the Config.
+		parse:  integer(func(c *Config) *int64 { return &c.JournalSizeLimit }, func(n int64) bool { return n != 0 }),
+		format: formatInt(func(c *Config) int64 { return c.JournalSizeLimit })},
 
 	// The other keys of mattn/go-sqlite3.
 	{name: "_cache_size", pragma: "cache_size", field: "CacheSize",
 		values: "a whole number, not 0: pages if positive, KiB if negative", def: "SQLite's (-2000)",
-		doc: "PRAGMA cache_size on every connection, read back.",
-		parse: func(c *Config, v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n == 0 {
-				return errBadValue
-			}
-			c.CacheSize = n
-			return nil
-		},
-		format: func(c *Config) (string, bool) { return strconv.FormatInt(c.CacheSize, 10), c.CacheSize != 0 },
+		doc:    "PRAGMA cache_size on every connection, read back.",
+		parse:  integer(func(c *Config) *int64 { return &c.CacheSize }, func(n int64) bool { return n != 0 }),
+		format: formatInt(func(c *Config) int64 { return c.CacheSize }),
 		apply: func(c *Config) (string, string) {
 			if c.CacheSize == 0 {
 				return "", ""
@@ -407,12 +384,7 @@ var dsnKeys = []dsnKey{
 	{name: "_stmt_cache_size", values: "a whole number, 0 or more",
 		doc: "mattn/go-sqlite3's per-connection statement cache; accepted, no effect (modernc.org/sqlite has none): " +
 			"prepare a statement run often with `db.Prepare`.",
-		parse: func(c *Config, v string) error {
-			if n, err := strconv.Atoi(v); err != nil || n < 0 {
-				return errBadValue
-			}
-			return nil
-		}},
+		parse: integer(nil, func(n int) bool { return n >= 0 })},
 	{name: "_loc", sets: "the time zone", values: "auto or UTC", field: "Timezone",
 		doc: "mattn/go-sqlite3's time zone of times read. `auto` is accepted as modernc.org/sqlite's time handling: " +
 			"the same instants, but in the zone they were stored in (UTC for text without a zone), not converted to `time.Local`. " +
@@ -450,20 +422,14 @@ var dsnKeys = []dsnKey{
 			}
 			return nil
 		}},
-	authKey("_auth"), authKey("_auth_user"), authKey("_auth_pass"), authKey("_auth_crypt"), authKey("_auth_salt"),
-}
-
-// authKey is one of mattn/go-sqlite3's user-authentication keys, which
-// the driver refuses whatever their value.
-func authKey(name string) dsnKey {
-	return dsnKey{name: name, values: "refused",
+	{name: "_auth", aliases: []string{"_auth_user", "_auth_pass", "_auth_crypt", "_auth_salt"}, values: "refused, whatever the value",
 		doc: "mattn/go-sqlite3's user authentication: refused, modernc.org/sqlite has no user-authentication extension. " +
 			"Limit access with file permissions; open read-only users with `mode=ro`.",
 		parse: func(*Config, string) error {
 			return &refusal{wholeKey: true, why: "modernc.org/sqlite has no user-authentication extension " +
 				"(SQLite has deprecated it), so no user or password can be checked; limit access to the database with file permissions, " +
 				"and open the handles of read-only users with mode=ro"}
-		}}
+		}},
 }
 
 // keyIndex finds an entry of dsnKeys by name or alias.
@@ -570,6 +536,26 @@ func enum[T ~string](field func(*Config) *T, fold func(string) string, numbered 
 		*field(c) = values[i]
 		return nil
 	}
+}
+
+// integer parses a whole number that ok takes into field, or only checks
+// it for a nil field.
+func integer[T int | int64](field func(*Config) *T, ok func(T) bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || int64(T(n)) != n || !ok(T(n)) {
+			return errBadValue
+		}
+		if field != nil {
+			*field(c) = T(n)
+		}
+		return nil
+	}
+}
+
+// formatInt writes a whole number that is not 0.
+func formatInt[T int | int64](field func(*Config) T) func(*Config) (string, bool) {
+	return func(c *Config) (string, bool) { n := field(c); return strconv.FormatInt(int64(n), 10), n != 0 }
 }
 
 // slow parses a warning threshold: 0 or off for none (-1), else
