@@ -668,10 +668,12 @@ func badValue(key, label, value, want string) *DSNError {
 // as modernc.org/sqlite does: case-sensitively. A _pragma setting
 // busy_timeout, journal_mode, synchronous, foreign_keys, auto_vacuum,
 // query_only or journal_size_limit (unqualified or in schema main) is
-// checked as the key of that name and folded into its field. Any other key
-// with a leading underscore, any key but _pragma given twice, a key
-// together with its alias, and a _pragma that sets what a key sets are
-// errors. Every error is a *DSNError.
+// checked as the key of that name and folded into its field; one setting
+// locking_mode to EXCLUSIVE or defer_foreign_keys on is refused, as
+// _locking_mode and _defer_foreign_keys are. Any other key with a leading
+// underscore, any key but _pragma given twice, a key together with its
+// alias, and a key together with a _pragma that sets the same are errors.
+// Every error is a *DSNError.
 func ParseDSN(dsn string) (*Config, error) {
 	path, query, err := splitDSN(dsn)
 	if err != nil {
