@@ -283,131 +283,128 @@ var parseDSNErrorTests = []struct {
 	// An authority other than localhost.
 	{"file://evil.example" + secret, "", "evil.example", "want none or localhost"},
 	// %00 would cut the path short inside SQLite.
-	{"file:" + secret + "%00.bak", "", "", "NUL"},
+	{"file:" + secret + "%00.bak", "", "", "NUL"}, // SQLite would open the path cut at the NUL
 
 	// Malformed query escapes name the fragment only.
-	{secret + "?_pragma=a%zz", "_pragma", "a%zz", "malformed escape"},
-	{secret + "?%zz=1&_fk=1", "%zz", "", "malformed escape"},
+	{secret + "?_pragma=a%zz", "_pragma", "a%zz", "malformed escape"}, // %zz is not an escape
+	{secret + "?%zz=1&_fk=1", "%zz", "", "malformed escape"},          // in the key too
 	// A NUL byte in a value.
-	{secret + "?_pragma=x%00", "_pragma", "", "NUL"},
+	{secret + "?_pragma=x%00", "_pragma", "", "NUL"}, // SQLite would run the text cut at the NUL
 	// A value without a key.
-	{secret + "?=deferred", "", "", "no key"},
+	{secret + "?=deferred", "", "", "no key"}, // a value of no key
 
 	// Typos in keys are errors, with a suggestion when one is close.
-	{secret + "?_busy_timout=5000", "_busy_timout", "", `did you mean "_busy_timeout"?`},
-	{secret + "?_TXLOCK=immediate", "_TXLOCK", "", `did you mean "_txlock"?`},
-	{secret + "?_journalmode=WAL", "_journalmode", "", `did you mean "_journal_mode"?`},
-	{secret + "?_frobnicate=1", "_frobnicate", "", "unknown DSN key"},
-	{secret + "?_=1", "_", "", "unknown DSN key"},
+	{secret + "?_busy_timout=5000", "_busy_timout", "", `did you mean "_busy_timeout"?`}, // one letter dropped
+	{secret + "?_TXLOCK=immediate", "_TXLOCK", "", `did you mean "_txlock"?`},            // keys are case-sensitive
+	{secret + "?_journalmode=WAL", "_journalmode", "", `did you mean "_journal_mode"?`},  // the underscore dropped
+	{secret + "?_frobnicate=1", "_frobnicate", "", "unknown DSN key"},                    // nothing near enough to suggest
+	{secret + "?_=1", "_", "", "unknown DSN key"},                                        // a bare underscore is no key
 	// SQLite matches its keys case-sensitively: "Mode=ro" would open read-write.
-	{secret + "?Mode=ro", "Mode", "", `did you mean "mode"?`},
+	{secret + "?Mode=ro", "Mode", "", `did you mean "mode"?`}, // SQLite would ignore it and open read-write
 
 	// Keys given twice, a key with its alias, a key and a _pragma.
-	{secret + "?_txlock=deferred&_txlock=immediate", "_txlock", "", "given more than once"},
-	{secret + "?mode=ro&mode=rw", "mode", "", "given more than once"},
-	{secret + "?nolock=1&nolock=1", "nolock", "", "given more than once"},
-	{secret + "?_busy_timeout=1000&_timeout=2000", "_timeout", "", `"_busy_timeout" and "_timeout" both set the busy timeout; give one`},
-	{secret + "?_sync=1&_synchronous=1", "_synchronous", "", "both set"},
-	{secret + "?_journal_mode=WAL&_pragma=journal_mode(DELETE)", "_pragma", "", `"_journal_mode" and "_pragma=journal_mode" both set the journal mode`},
-	{secret + "?_pragma=foreign_keys(1)&_fk=0", "_fk", "", "both set foreign keys"},
-	{secret + "?_pragma=journal_mode=WAL&_pragma=journal_mode=WAL", "_pragma", "", "given more than once"},
-	{secret + "?_dqs=0&_dqs=0", "_dqs", "", "given more than once"},
+	{secret + "?_txlock=deferred&_txlock=immediate", "_txlock", "", "given more than once"},                                                             // which one would win is a guess
+	{secret + "?mode=ro&mode=rw", "mode", "", "given more than once"},                                                                                   // SQLite would take one silently
+	{secret + "?nolock=1&nolock=1", "nolock", "", "given more than once"},                                                                               // even for a key passed to SQLite
+	{secret + "?_busy_timeout=1000&_timeout=2000", "_timeout", "", `"_busy_timeout" and "_timeout" both set the busy timeout; give one`},                // mattn lets the alias win; we ask
+	{secret + "?_sync=1&_synchronous=1", "_synchronous", "", "both set"},                                                                                // even when they agree
+	{secret + "?_journal_mode=WAL&_pragma=journal_mode(DELETE)", "_pragma", "", `"_journal_mode" and "_pragma=journal_mode" both set the journal mode`}, // modernc runs both, in its own order
+	{secret + "?_pragma=foreign_keys(1)&_fk=0", "_fk", "", "both set foreign keys"},                                                                     // the order of keys must not decide
+	{secret + "?_pragma=journal_mode=WAL&_pragma=journal_mode=WAL", "_pragma", "", "given more than once"},                                              // a folded _pragma is a key
+	{secret + "?_dqs=0&_dqs=0", "_dqs", "", "given more than once"},                                                                                     // modernc rejects a repeated _defensive; all keys alike here
 
 	// Bad values of SQLite's URI parameters.
-	{secret + "?mode=RO", "mode", "RO", "want ro, rw, rwc or memory"}, // SQLite is case-sensitive here
-	{secret + "?mode=memroy", "mode", "memroy", "want ro, rw, rwc or memory"},
-	{secret + "?mode=", "mode", "", "want ro, rw, rwc or memory"},
-	{secret + "?vfs=", "vfs", "", "VFS"},
-	{secret + "?immutable=maybe", "immutable", "maybe", "want 1, 0"},
-	{secret + "?cache=Shared", "cache", "Shared", "want shared or private"},
+	{secret + "?mode=RO", "mode", "RO", "want ro, rw, rwc or memory"},         // SQLite is case-sensitive here
+	{secret + "?mode=memroy", "mode", "memroy", "want ro, rw, rwc or memory"}, // a typo SQLite would refuse late
+	{secret + "?mode=", "mode", "", "want ro, rw, rwc or memory"},             // empty is no mode
+	{secret + "?vfs=", "vfs", "", "VFS"},                                      // empty names no VFS
+	{secret + "?immutable=maybe", "immutable", "maybe", "want 1, 0"},          // SQLite would read it as false
+	{secret + "?cache=Shared", "cache", "Shared", "want shared or private"},   // SQLite compares case-sensitively
 
 	// Bad values of the PRAGMA keys.
-	{secret + "?_busy_timeout=0", "_busy_timeout", "0", "want a positive number of milliseconds or a duration such as 5s"},
-	{secret + "?_busy_timeout=-5", "_busy_timeout", "-5", "want a positive"},
-	{secret + "?_timeout=0s", "_timeout", "0s", "want a positive"},
-	{secret + "?_timeout=-1s", "_timeout", "-1s", "want a positive"},
-	{secret + "?_busy_timeout=5x", "_busy_timeout", "5x", "want a positive"},
-	{secret + "?_busy_timeout=99999999999999999", "_busy_timeout", "99999999999999999", "want a positive"}, // overflows
-	{secret + "?_busy_timeout=", "_busy_timeout", "", "want a positive"},
-	{secret + "?_journal_mode=wall", "_journal_mode", "wall", "want DELETE, TRUNCATE, PERSIST, MEMORY, WAL or OFF"},
-	{secret + "?_synchronous=4", "_synchronous", "4", "want OFF, NORMAL, FULL or EXTRA"},
-	{secret + "?_fk=2", "_fk", "2", "want 1, 0"},
-	{secret + "?_txlock=sometimes", "_txlock", "sometimes", "want deferred, immediate or exclusive"},
-	{secret + "?_auto_vacuum=3", "_auto_vacuum", "3", "want NONE, FULL or INCREMENTAL"},
-	{secret + "?_query_only=maybe", "_query_only", "maybe", "want 1, 0"},
+	{secret + "?_busy_timeout=0", "_busy_timeout", "0", "want a positive number of milliseconds or a duration such as 5s"}, // 0 would turn the busy handler off
+	{secret + "?_busy_timeout=-5", "_busy_timeout", "-5", "want a positive"},                                               // no negative wait
+	{secret + "?_timeout=0s", "_timeout", "0s", "want a positive"},                                                         // as 0
+	{secret + "?_timeout=-1s", "_timeout", "-1s", "want a positive"},                                                       // as -5
+	{secret + "?_busy_timeout=5x", "_busy_timeout", "5x", "want a positive"},                                               // not a duration
+	{secret + "?_busy_timeout=99999999999999999", "_busy_timeout", "99999999999999999", "want a positive"},                 // overflows
+	{secret + "?_busy_timeout=", "_busy_timeout", "", "want a positive"},                                                   // modernc would skip the PRAGMA; we say so
+	{secret + "?_journal_mode=wall", "_journal_mode", "wall", "want DELETE, TRUNCATE, PERSIST, MEMORY, WAL or OFF"},        // SQLite would ignore it and keep the old mode
+	{secret + "?_synchronous=4", "_synchronous", "4", "want OFF, NORMAL, FULL or EXTRA"},                                   // there are levels 0 to 3
+	{secret + "?_fk=2", "_fk", "2", "want 1, 0"},                                                                           // not a boolean
+	{secret + "?_txlock=sometimes", "_txlock", "sometimes", "want deferred, immediate or exclusive"},                       // no such BEGIN
+	{secret + "?_auto_vacuum=3", "_auto_vacuum", "3", "want NONE, FULL or INCREMENTAL"},                                    // modes 0 to 2
+	{secret + "?_query_only=maybe", "_query_only", "maybe", "want 1, 0"},                                                   // not a boolean
 
 	// Bad _pragma values.
-	{secret + "?_pragma=", "_pragma", "", "want name(value)"},
-	{secret + "?_pragma=+++", "_pragma", "", "want name(value)"},
-	{secret + "?_pragma=cache_size%3D1%3BATTACH+'x.db'+AS+x", "_pragma", "cache_size=1;ATTACH", "without ';'"},
-	{secret + "?_pragma=cache_size()", "_pragma", "cache_size()", "want name(value)"},
-	{secret + "?_pragma=cache_size(1", "_pragma", "cache_size(1", "want name(value)"},
-	{secret + "?_pragma=1abc", "_pragma", "1abc", "want name(value)"},
-	{secret + "?_pragma=cache+size", "_pragma", "cache size", "want name(value)"},
-	{secret + "?_pragma=journal_mode", "_pragma", "journal_mode", "needs a value"},
-	{secret + "?_pragma=busy_timeout(0)", "_pragma", "0", `"_pragma=busy_timeout" (want a positive`},
-	{secret + "?_pragma=synchronous(LOW)", "_pragma", "LOW", "want OFF, NORMAL"},
-	{secret + "?_pragma=main.foreign_keys=sure", "_pragma", "sure", "want 1, 0"},
+	{secret + "?_pragma=", "_pragma", "", "want name(value)"},                                                  // nothing to run
+	{secret + "?_pragma=+++", "_pragma", "", "want name(value)"},                                               // spaces only
+	{secret + "?_pragma=cache_size%3D1%3BATTACH+'x.db'+AS+x", "_pragma", "cache_size=1;ATTACH", "without ';'"}, // modernc would run the ATTACH too
+	{secret + "?_pragma=cache_size()", "_pragma", "cache_size()", "want name(value)"},                          // an empty value
+	{secret + "?_pragma=cache_size(1", "_pragma", "cache_size(1", "want name(value)"},                          // unbalanced
+	{secret + "?_pragma=1abc", "_pragma", "1abc", "want name(value)"},                                          // not an identifier
+	{secret + "?_pragma=cache+size", "_pragma", "cache size", "want name(value)"},                              // two words
+	{secret + "?_pragma=journal_mode", "_pragma", "journal_mode", "needs a value"},                             // a read of a folded PRAGMA sets nothing
+	{secret + "?_pragma=busy_timeout(0)", "_pragma", "0", `"_pragma=busy_timeout" (want a positive`},           // checked as _busy_timeout
+	{secret + "?_pragma=synchronous(LOW)", "_pragma", "LOW", "want OFF, NORMAL"},                               // checked as _synchronous
+	{secret + "?_pragma=main.foreign_keys=sure", "_pragma", "sure", "want 1, 0"},                               // schema main is folded too
 
 	// Bad values of the keys modernc.org/sqlite reads, checked as it does.
-	{secret + "?_time_format=SQLITE", "_time_format", "SQLITE", "want sqlite, datetime or string_no_monotonic"},
-	{secret + "?_time_integer_format=unix_seconds", "_time_integer_format", "unix_seconds", "want unix, unix_milli"},
-	{secret + "?_timezone=Mars%2FOlympus_Mons", "_timezone", "Mars/Olympus_Mons", "time.LoadLocation"},
-	{secret + "?_timezone=", "_timezone", "", "time.LoadLocation"},
-	{secret + "?_inttotime=yes", "_inttotime", "yes", "want 1, t, true, 0, f or false"}, // strconv.ParseBool
-	{secret + "?_texttotime=2", "_texttotime", "2", "want 1, t"},
-	{secret + "?_dqs=off", "_dqs", "off", "want 1, t"},
-	{secret + "?_defensive=on", "_defensive", "on", "want 1, t"},
-	{secret + "?_error_rc=", "_error_rc", "", "want 1, t"},
-	// Defensive mode makes SQLite ignore journal_mode=OFF.
-	{secret + "?_defensive=1&_journal_mode=off", "_journal_mode", "OFF", `"_defensive"`},
+	{secret + "?_time_format=SQLITE", "_time_format", "SQLITE", "want sqlite, datetime or string_no_monotonic"},      // modernc is case-sensitive
+	{secret + "?_time_integer_format=unix_seconds", "_time_integer_format", "unix_seconds", "want unix, unix_milli"}, // no such format
+	{secret + "?_timezone=Mars%2FOlympus_Mons", "_timezone", "Mars/Olympus_Mons", "time.LoadLocation"},               // no such zone
+	{secret + "?_timezone=", "_timezone", "", "time.LoadLocation"},                                                   // empty names no zone
+	{secret + "?_inttotime=yes", "_inttotime", "yes", "want 1, t, true, 0, f or false"},                              // strconv.ParseBool
+	{secret + "?_texttotime=2", "_texttotime", "2", "want 1, t"},                                                     // strconv.ParseBool refuses it
+	{secret + "?_dqs=off", "_dqs", "off", "want 1, t"},                                                               // modernc reads its keys with strconv.ParseBool
+	{secret + "?_defensive=on", "_defensive", "on", "want 1, t"},                                                     // as _dqs
+	{secret + "?_error_rc=", "_error_rc", "", "want 1, t"},                                                           // empty is no boolean
+	{secret + "?_defensive=1&_journal_mode=off", "_journal_mode", "OFF", `"_defensive"`},                             // SQLite would ignore the OFF
 
 	// Bad values of this driver's keys.
-	{secret + "?_writer_queue=sometimes", "_writer_queue", "sometimes", "want on or off"},
-	{secret + "?_group_commit=", "_group_commit", "", "want on or off"},
-	{secret + "?_max_readers=-1", "_max_readers", "-1", "want a whole number, 0 or more"},
-	{secret + "?_max_readers=lots", "_max_readers", "lots", "want a whole number"},
-	{secret + "?_process_queue=maybe", "_process_queue", "maybe", "want on or off"},
-	{secret + "?_network_fs=yes", "_network_fs", "yes", "want refuse or allow"},
-	{secret + "?_slow_hold=0s", "_slow_hold", "0s", "to turn the warning off"}, // 0 is off, 0s is not a threshold
-	{secret + "?_slow_wait=soon", "_slow_wait", "soon", "want a positive number of milliseconds"},
-	// 0 would read as "the default" in the Config: refused, not misread.
-	{secret + "?_journal_size_limit=0", "_journal_size_limit", "0", "want a positive number of bytes, or -1"},
-	{secret + "?_journal_size_limit=64MB", "_journal_size_limit", "64MB", "want a positive number of bytes"},
-	{secret + "?_journal_size_limit=1&_pragma=journal_size_limit(2)", "_pragma", "", "both set the journal size limit"},
-	{secret + "?_max_readers=99999999999999999999", "_max_readers", "99999999999999999999", "want a whole number"}, // overflows int
+	{secret + "?_writer_queue=sometimes", "_writer_queue", "sometimes", "want on or off"},                               // not a boolean
+	{secret + "?_group_commit=", "_group_commit", "", "want on or off"},                                                 // empty is no boolean
+	{secret + "?_max_readers=-1", "_max_readers", "-1", "want a whole number, 0 or more"},                               // no negative cap
+	{secret + "?_max_readers=lots", "_max_readers", "lots", "want a whole number"},                                      // not a number
+	{secret + "?_process_queue=maybe", "_process_queue", "maybe", "want on or off"},                                     // not a boolean
+	{secret + "?_network_fs=yes", "_network_fs", "yes", "want refuse or allow"},                                         // allowing must be said in words
+	{secret + "?_slow_hold=0s", "_slow_hold", "0s", "to turn the warning off"},                                          // 0 is off, 0s is not a threshold
+	{secret + "?_slow_wait=soon", "_slow_wait", "soon", "want a positive number of milliseconds"},                       // not a duration
+	{secret + "?_journal_size_limit=0", "_journal_size_limit", "0", "want a positive number of bytes, or -1"},           // 0 would read as the default in the Config
+	{secret + "?_journal_size_limit=64MB", "_journal_size_limit", "64MB", "want a positive number of bytes"},            // bytes, without units
+	{secret + "?_journal_size_limit=1&_pragma=journal_size_limit(2)", "_pragma", "", "both set the journal size limit"}, // the order of keys must not decide
+	{secret + "?_max_readers=99999999999999999999", "_max_readers", "99999999999999999999", "want a whole number"},      // overflows int
 
 	// Bad values of mattn/go-sqlite3's other keys.
-	{secret + "?_cache_size=0", "_cache_size", "0", "not 0"},     // 0 would read as the default in the Config
-	{secret + "?_cache_size=2MB", "_cache_size", "2MB", "pages"}, // a number of pages or KiB
-	{secret + "?_cslike=maybe", "_cslike", "maybe", "want 1, 0"},
-	{secret + "?_rt=2", "_rt", "2", "want 1, 0"},
-	{secret + "?_secure_delete=slow", "_secure_delete", "slow", "or FAST"},
-	{secret + "?_writable_schema=", "_writable_schema", "", "want 1, 0"},
-	{secret + "?_mutex=yes", "_mutex", "yes", "want no or full"}, // mattn takes no or full only
-	{secret + "?_stmt_cache_size=-1", "_stmt_cache_size", "-1", "0 or more"},
-	{secret + "?_locking_mode=SHARED", "_locking_mode", "SHARED", "want NORMAL"},
-	{secret + "?_loc=Nowhere%2FAtAll", "_loc", "Nowhere/AtAll", "want auto or UTC"}, // not a zone at all
-	{secret + "?_rt=1&_recursive_triggers=0", "_recursive_triggers", "", `"_rt" and "_recursive_triggers" both set recursive triggers`},
-	{secret + "?_cache_size=100&_pragma=cache_size(200)", "_pragma", "", `"_cache_size" and "_pragma=cache_size" both set`},
-	{secret + "?_loc=UTC&_timezone=UTC", "_timezone", "", `"_loc" and "_timezone" both set the time zone`},
-	// Defensive mode makes SQLite ignore writable_schema.
-	{secret + "?_defensive=1&_writable_schema=1", "_writable_schema", "", `"_defensive"`},
+	{secret + "?_cache_size=0", "_cache_size", "0", "not 0"},                                                                            // 0 would read as the default in the Config
+	{secret + "?_cache_size=2MB", "_cache_size", "2MB", "pages"},                                                                        // a number of pages or KiB
+	{secret + "?_cslike=maybe", "_cslike", "maybe", "want 1, 0"},                                                                        // not a boolean
+	{secret + "?_rt=2", "_rt", "2", "want 1, 0"},                                                                                        // not a boolean
+	{secret + "?_secure_delete=slow", "_secure_delete", "slow", "or FAST"},                                                              // a boolean or FAST
+	{secret + "?_writable_schema=", "_writable_schema", "", "want 1, 0"},                                                                // empty is no boolean
+	{secret + "?_mutex=yes", "_mutex", "yes", "want no or full"},                                                                        // mattn takes no or full only
+	{secret + "?_stmt_cache_size=-1", "_stmt_cache_size", "-1", "0 or more"},                                                            // mattn refuses it too
+	{secret + "?_locking_mode=SHARED", "_locking_mode", "SHARED", "want NORMAL"},                                                        // no such mode
+	{secret + "?_loc=Nowhere%2FAtAll", "_loc", "Nowhere/AtAll", "want auto or UTC"},                                                     // not a zone at all
+	{secret + "?_rt=1&_recursive_triggers=0", "_recursive_triggers", "", `"_rt" and "_recursive_triggers" both set recursive triggers`}, // mattn lets the alias win; we ask
+	{secret + "?_cache_size=100&_pragma=cache_size(200)", "_pragma", "", `"_cache_size" and "_pragma=cache_size" both set`},             // which runs last would decide
+	{secret + "?_loc=UTC&_timezone=UTC", "_timezone", "", `"_loc" and "_timezone" both set the time zone`},                              // _loc=UTC is _timezone=UTC
+	{secret + "?_defensive=1&_writable_schema=1", "_writable_schema", "", `"_defensive"`},                                               // SQLite would ignore writable_schema
 
 	// Keys the driver cannot honour: refused with why and what to do.
-	{secret + "?_locking_mode=EXCLUSIVE", "_locking_mode", "EXCLUSIVE", "read-only connections need shared access"},
-	{secret + "?_locking=exclusive", "_locking", "exclusive", "leave locking_mode at NORMAL"},
-	{secret + "?_pragma=locking_mode(EXCLUSIVE)", "_pragma", "EXCLUSIVE", `"_pragma=locking_mode" is not supported`},
-	{secret + "?_pragma=main.locking_mode=exclusive", "_pragma", "exclusive", "database is locked"},
-	{secret + "?_defer_foreign_keys=1", "_defer_foreign_keys", "1", "DEFERRABLE INITIALLY DEFERRED"},
-	{secret + "?_defer_fk=on", "_defer_fk", "on", "end of every transaction"},
-	{secret + "?_pragma=defer_foreign_keys(ON)", "_pragma", "ON", "first statement of each transaction"},
-	{secret + "?_loc=Europe%2FBerlin", "_loc", "Europe/Berlin", "_timezone reads such text as a time in the zone"},
-	{secret + "?_auth", "_auth", "", "no user-authentication extension"},
-	{secret + "?_auth_user=admin", "_auth_user", "", "file permissions"},
-	{secret + "?_auth_pass=hunter2", "_auth_pass", "", "mode=ro"}, // the password is not echoed (checked below)
-	{secret + "?_auth_crypt=SHA256", "_auth_crypt", "", "not supported"},
-	{secret + "?_auth_salt=pepper", "_auth_salt", "", "not supported"},
+	{secret + "?_locking_mode=EXCLUSIVE", "_locking_mode", "EXCLUSIVE", "read-only connections need shared access"},  // readers would wait out the busy timeout
+	{secret + "?_locking=exclusive", "_locking", "exclusive", "leave locking_mode at NORMAL"},                        // the alias, any case
+	{secret + "?_pragma=locking_mode(EXCLUSIVE)", "_pragma", "EXCLUSIVE", `"_pragma=locking_mode" is not supported`}, // the same through _pragma
+	{secret + "?_pragma=main.locking_mode=exclusive", "_pragma", "exclusive", "database is locked"},                  // in schema main too
+	{secret + "?_defer_foreign_keys=1", "_defer_foreign_keys", "1", "DEFERRABLE INITIALLY DEFERRED"},                 // SQLite resets it at every COMMIT
+	{secret + "?_defer_fk=on", "_defer_fk", "on", "end of every transaction"},                                        // the alias
+	{secret + "?_pragma=defer_foreign_keys(ON)", "_pragma", "ON", "first statement of each transaction"},             // the same through _pragma
+	{secret + "?_loc=Europe%2FBerlin", "_loc", "Europe/Berlin", "_timezone reads such text as a time in the zone"},   // mattn and modernc read zone-less text differently
+	{secret + "?_auth", "_auth", "", "no user-authentication extension"},                                             // modernc has no user authentication
+	{secret + "?_auth_user=admin", "_auth_user", "", "file permissions"},                                             // as _auth
+	{secret + "?_auth_pass=hunter2", "_auth_pass", "", "mode=ro"},                                                    // the password is not echoed (checked below)
+	{secret + "?_auth_crypt=SHA256", "_auth_crypt", "", "not supported"},                                             // as _auth
+	{secret + "?_auth_salt=pepper", "_auth_salt", "", "not supported"},                                               // as _auth
 }
 
 func TestParseDSNErrors(t *testing.T) {
