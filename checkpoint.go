@@ -61,7 +61,7 @@ type CheckpointResult struct {
 //     and Blocker names it.
 //
 // The driver checkpoints on its own as well (see Config.Checkpointing): in
-// the background between writes, a TRUNCATE when the -wal file passes half
+// the background between writes, a TRUNCATE when the -wal file passes a quarter of
 // its journal_size_limit, and a TRUNCATE when the last handle of the process
 // on the file is closed.
 func Checkpoint(ctx context.Context, db *sql.DB, mode CheckpointMode) (CheckpointResult, error) {

@@ -28,7 +28,7 @@ import (
 // uses, and the WAL starts over from its beginning only when no reader uses
 // it at all. With reads that overlap (one always open), it never does, and
 // the -wal file grows without bound. The process's readers are all the
-// driver's: when the -wal passes half of journal_size_limit, the checkpointer
+// driver's: when the -wal passes a quarter of journal_size_limit, the checkpointer
 // holds new read transactions of the process back (the read gate), waits for
 // the open ones to end (at most maxReadHoldBack), and runs a TRUNCATE
 // checkpoint under the writer queue (at most checkpointQueueHold), then lets
@@ -56,7 +56,7 @@ type Checkpointing string
 const (
 	// CheckpointingBackground: the driver's checkpointer, between writes
 	// (wal_autocheckpoint=0 on the driver's connections), with the -wal
-	// kept under half its journal_size_limit whatever the process's
+	// kept under its journal_size_limit whatever the process's
 	// readers do.
 	CheckpointingBackground Checkpointing = "background"
 	// CheckpointingCommit: SQLite's automatic checkpoint, as with other
@@ -184,9 +184,9 @@ type checkpointer struct {
 // start runs the background checkpointer of the file, for handle c. The
 // caller holds files.
 //
-// The -wal bound is the first handle's: half its journal_size_limit.
+// The -wal bound is the first handle's journal_size_limit; resets start at a quarter of it.
 func (k *checkpointer) start(c *connector) {
-	k.limit.Store(c.cfg.journalSizeLimit() / 2)
+	k.limit.Store(c.cfg.journalSizeLimit() / 4)
 	if k.stop != nil {
 		return
 	}

@@ -44,7 +44,7 @@ func newConnector(cfg *Config) (*connector, error) {
 		// database (cache=shared, or memdb's "/name") is one per name.
 		mem := cfg.Clone()
 		name := "/sqlitesafe-mem-" + strconv.FormatUint(memSeq.Add(1), 10)
-		if cfg.URIParams["cache"] == "shared" || (cfg.VFS == "memdb" && strings.HasPrefix(cfg.Path, "/")) {
+		if cfg.Path != "" && (cfg.URIParams["cache"] == "shared" || (cfg.VFS == "memdb" && strings.HasPrefix(cfg.Path, "/"))) {
 			name = "/sqlitesafe-named/" + cfg.Path
 		}
 		mem.Path, mem.VFS, mem.Mode = name, "memdb", ModeDefault
@@ -52,6 +52,9 @@ func newConnector(cfg *Config) (*connector, error) {
 		c.uriRW = mem.sqliteURI(false)
 		c.key = "memory:" + name
 		c.name = cfg.Path
+		if cfg.Path == "" {
+			c.name = "the private temporary database"
+		}
 	} else {
 		// A shared cache would make the connections of the process wait
 		// for each other on table locks, the contention the writer queue
@@ -353,8 +356,7 @@ func (c *connector) open(ctx context.Context, readOnly, first bool) (*phys, erro
 
 // setup applies the DSN's settings to a new connection and reads the ones
 // that matter back. first marks the connection that sets up the file: it
-// alone sets auto_vacuum, the journal mode and the pragmas that change the
-// file.
+// alone sets auto_vacuum, WAL and the pragmas that change the file.
 func (c *connector) setup(ctx context.Context, p *phys, first bool) error {
 	cfg := c.cfg
 	run := func(q string) error {
@@ -372,6 +374,12 @@ func (c *connector) setup(ctx context.Context, p *phys, first bool) error {
 			return err
 		}
 	}
+	settings := cfg.connSettings()
+	for _, st := range settings {
+		if err := run("PRAGMA " + st.pragma + " = " + st.value); err != nil {
+			return err
+		}
+	}
 	for _, pr := range cfg.Pragmas {
 		if !first && classify("PRAGMA "+pr).flags&flagWrite != 0 {
 			continue // set on the file by the first connection
@@ -385,7 +393,9 @@ func (c *connector) setup(ctx context.Context, p *phys, first bool) error {
 			return err
 		}
 	}
-	journal := first && !c.readOnly && (!c.memory || cfg.JournalMode != "")
+	// WAL is a setting of the file, made once; a rollback journal mode is
+	// a setting of each connection, made on every one that writes.
+	journal := (first || cfg.journalMode() != JournalWAL) && !c.readOnly && (!c.memory || cfg.JournalMode != "")
 	if journal {
 		if err := run("PRAGMA journal_mode = " + string(cfg.journalMode())); err != nil {
 			return err
@@ -440,7 +450,22 @@ func (c *connector) setup(ctx context.Context, p *phys, first bool) error {
 		}
 	}
 	if journal {
-		if err := check("journal_mode", string(cfg.journalMode())); err != nil {
+		want := string(cfg.journalMode())
+		if c.memory && cfg.journalMode() != JournalOff {
+			// SQLite keeps the journal of an in-memory database in
+			// memory whatever is asked, as mattn/go-sqlite3 and
+			// modernc.org/sqlite users expect.
+			want = string(JournalMemory)
+		}
+		if err := check("journal_mode", want); err != nil {
+			return err
+		}
+	}
+	for _, st := range settings {
+		if st.readBack == "" {
+			continue
+		}
+		if err := check(st.pragma, st.readBack); err != nil {
 			return err
 		}
 	}

@@ -26,6 +26,50 @@
 // convert between a DSN and a Config; NewConnector opens a Config with
 // sql.OpenDB.
 //
+// The keys, and the values each takes (the README has a line on each):
+//
+//	mode                           ro, rw, rwc or memory
+//	vfs                            the name of a registered VFS
+//	immutable                      1, 0, yes, no, true, false, on or off
+//	cache                          shared or private
+//	_busy_timeout, _timeout        a positive number of milliseconds or a duration such as 5s
+//	_journal_mode, _journal        DELETE, TRUNCATE, PERSIST, MEMORY, WAL or OFF
+//	_synchronous, _sync            OFF, NORMAL, FULL or EXTRA, or 0 to 3
+//	_foreign_keys, _fk             1, 0, yes, no, true, false, on or off
+//	_txlock                        deferred, immediate or exclusive
+//	_auto_vacuum, _vacuum          NONE, FULL or INCREMENTAL, or 0 to 2
+//	_query_only                    1, 0, yes, no, true, false, on or off
+//	_pragma                        name(value), name=value or name, holding one PRAGMA without ';'
+//	_time_format                   sqlite, datetime or string_no_monotonic
+//	_time_integer_format           unix, unix_milli, unix_micro or unix_nano
+//	_timezone                      a name time.LoadLocation knows, such as UTC or Europe/Berlin
+//	_inttotime                     1, t, true, 0, f or false
+//	_texttotime                    1, t, true, 0, f or false
+//	_dqs                           1, t, true, 0, f or false
+//	_defensive                     1, t, true, 0, f or false
+//	_error_rc                      1, t, true, 0, f or false
+//	_writer_queue                  on or off
+//	_group_commit                  on or off
+//	_max_readers                   a whole number, 0 or more
+//	_process_queue                 on or off
+//	_network_fs                    refuse or allow
+//	_slow_hold                     a positive number of milliseconds, a duration such as 500ms, or 0, off or a negative one to turn the warning off
+//	_slow_wait                     a positive number of milliseconds, a duration such as 500ms, or 0, off or a negative one to turn the warning off
+//	_journal_size_limit            a positive number of bytes, or -1 for no limit
+//	_checkpointing                 background or commit
+//	_cache_size                    a whole number, not 0: pages if positive, KiB if negative
+//	_case_sensitive_like, _cslike  1, 0, yes, no, true, false, on or off
+//	_ignore_check_constraints      1, 0, yes, no, true, false, on or off
+//	_recursive_triggers, _rt       1, 0, yes, no, true, false, on or off
+//	_secure_delete                 1, 0, yes, no, true, false, on or off, or FAST
+//	_writable_schema               1, 0, yes, no, true, false, on or off
+//	_locking_mode, _locking        NORMAL
+//	_mutex                         no or full
+//	_stmt_cache_size               a whole number, 0 or more
+//	_loc                           auto or UTC
+//	_defer_foreign_keys, _defer_fk 1, 0, yes, no, true, false, on or off
+//	_auth, _auth_user, _auth_pass, _auth_crypt, _auth_salt refused, whatever the value
+//
 // Unless the DSN says otherwise a database is put in WAL mode, with a 5 s
 // busy timeout and synchronous=NORMAL, and each setting is read back after it
 // is set: opening fails with ErrWALUnavailable if WAL did not take.

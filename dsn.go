@@ -1,8 +1,8 @@
 package sqlitesafe
 
 import (
+	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"math"
 	"net/url"
@@ -10,237 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
-
-// DefaultBusyTimeout is how long a connection waits for the write lock (the
-// writer queue inside the process, SQLite's busy handler across processes)
-// when the DSN does not say: the _busy_timeout key, Config.BusyTimeout.
-const DefaultBusyTimeout = 5 * time.Second
-
-// Defaults of the diagnostics and the WAL bound; see Config.
-const (
-	// DefaultSlowHold is how long a writer may hold the write lock before
-	// a warning is logged: a write transaction open this long makes every
-	// other writer of the process wait at least as long.
-	DefaultSlowHold = time.Second
-	// DefaultSlowWait is how long a writer may wait for the write lock
-	// before a warning naming the holder is logged: a fifth of the default
-	// busy timeout, early enough to act before waits fail.
-	DefaultSlowWait = time.Second
-	// DefaultJournalSizeLimit is PRAGMA journal_size_limit unless the DSN
-	// says otherwise: after a checkpoint resets the WAL, a -wal file larger
-	// than this is truncated to it. 64 MiB is sixteen times the WAL that
-	// SQLite's automatic checkpoint lets grow (1000 pages of 4 KiB), so a
-	// normal load never pays for regrowing the file, while a burst or a
-	// long reader does not leave gigabytes behind.
-	DefaultJournalSizeLimit = 64 << 20
-)
-
-// Config is a parsed DSN. Build one with ParseDSN or as a literal; the zero
-// value of every field selects the default, so
-//
-//	sqlitesafe.NewConnector(&sqlitesafe.Config{Path: "app.db"})
-//
-// opens app.db with WAL, a 5 s busy timeout, synchronous=NORMAL and BEGIN
-// IMMEDIATE write transactions. FormatDSN turns a Config back into a DSN.
-type Config struct {
-	// Path is the database file as the DSN names it: a file path, or
-	// ":memory:". In a "file:" URI it is the decoded path part.
-	Path string
-
-	// Mode is SQLite's URI parameter "mode": ro, rw, rwc or memory. The
-	// default (empty) opens read-write and creates the file. ModeReadOnly
-	// opens a read-only handle: nothing in the file is changed.
-	Mode Mode
-	// VFS is SQLite's URI parameter "vfs": the name of the VFS to open the
-	// database with. Empty selects the default VFS.
-	VFS string
-	// Immutable is SQLite's URI parameter "immutable=1": the file cannot
-	// change while open, so SQLite reads it without locks. It makes the
-	// handle read-only.
-	Immutable bool
-	// URIParams holds SQLite's other URI parameters (cache, nolock, psow,
-	// modeof) and any other key without a leading underscore. They are
-	// passed to SQLite unchanged; cache must be shared or private, and
-	// mode, vfs and immutable belong in their fields. Nil when empty.
-	URIParams map[string]string
-
-	// BusyTimeout bounds every wait for the write lock: for the writer
-	// queue inside the process and, across processes, SQLite's busy
-	// handler. DSN key _busy_timeout (alias _timeout), in milliseconds or
-	// as a Go duration ("5s"). Zero means DefaultBusyTimeout.
-	BusyTimeout time.Duration
-	// JournalMode is PRAGMA journal_mode. DSN key _journal_mode (alias
-	// _journal). Empty means WAL.
-	JournalMode JournalMode
-	// Synchronous is PRAGMA synchronous. DSN key _synchronous (alias
-	// _sync). Empty means NORMAL.
-	Synchronous Synchronous
-	// ForeignKeys is PRAGMA foreign_keys. DSN key _foreign_keys (alias
-	// _fk). Empty leaves SQLite's setting (off) as it is.
-	ForeignKeys ForeignKeys
-	// TxLock is how write transactions begin: BEGIN IMMEDIATE, EXCLUSIVE
-	// or DEFERRED. DSN key _txlock. Empty means immediate.
-	TxLock TxLock
-	// AutoVacuum is PRAGMA auto_vacuum, applied before anything else writes
-	// the file. DSN key _auto_vacuum (alias _vacuum). Empty leaves it as it
-	// is.
-	AutoVacuum AutoVacuum
-	// QueryOnly sets PRAGMA query_only on every connection. DSN key
-	// _query_only.
-	QueryOnly bool
-	// Pragmas are run as "PRAGMA " + p on every connection the driver
-	// opens, in this order, after busy_timeout and auto_vacuum and before
-	// foreign_keys, journal_mode and synchronous. DSN key _pragma, which
-	// may repeat. A _pragma that sets busy_timeout, journal_mode,
-	// synchronous, foreign_keys, auto_vacuum or query_only is folded into
-	// the field of that name instead.
-	Pragmas []string
-
-	// TimeFormat is modernc.org/sqlite's _time_format: how time.Time
-	// values are written ("sqlite", "datetime" or "string_no_monotonic").
-	TimeFormat string
-	// TimeIntegerFormat is modernc.org/sqlite's _time_integer_format:
-	// write time.Time values as integers ("unix", "unix_milli",
-	// "unix_micro" or "unix_nano").
-	TimeIntegerFormat string
-	// Timezone is modernc.org/sqlite's _timezone, a name for
-	// time.LoadLocation used for reading and writing times.
-	Timezone string
-	// IntToTime is modernc.org/sqlite's _inttotime.
-	IntToTime bool
-	// TextToTime is modernc.org/sqlite's _texttotime.
-	TextToTime bool
-	// DisableDQS turns off SQLite's double-quoted string literal quirk:
-	// modernc.org/sqlite's _dqs=0.
-	DisableDQS bool
-	// Defensive is modernc.org/sqlite's _defensive.
-	Defensive bool
-	// ErrorRC is modernc.org/sqlite's _error_rc.
-	ErrorRC bool
-
-	// DisableWriterQueue turns the in-process writer queue off: each
-	// connection then writes on a read-write connection of its own and
-	// relies on SQLite's busy handler alone, as plain modernc.org/sqlite
-	// does. DSN key _writer_queue=off.
-	DisableWriterQueue bool
-	// DisableGroupCommit makes every autocommit write its own transaction.
-	// By default, writes that queue up behind each other are committed
-	// together, each keeping its own result and error. DSN key
-	// _group_commit=off.
-	DisableGroupCommit bool
-	// MaxReaders caps the read-only connections a handle keeps open at
-	// once; a read waits (bounded by BusyTimeout) for a free one. Zero
-	// means no cap beyond database/sql's own pool. DSN key _max_readers.
-	MaxReaders int
-
-	// DisableProcessQueue turns off the writer queue across processes. By
-	// default the writers of every sqlite-safe process on a file also
-	// queue on an OS lock (flock) on a side file next to the database,
-	// FILE-writer.lock, taken before BEGIN IMMEDIATE and released after
-	// COMMIT or ROLLBACK: waiters sleep in the kernel and are woken when
-	// the lock is free, instead of polling in SQLite's busy handler. The
-	// kernel drops the lock of a process that dies. DSN key
-	// _process_queue=off.
-	DisableProcessQueue bool
-	// AllowNetworkFS opens a database on a network file system (NFS,
-	// SMB/CIFS, ...) or a FUSE file system, which sqlite-safe otherwise
-	// refuses: their locks are not reliable, and SQLite can corrupt a
-	// database whose locks fail. DSN key _network_fs=allow.
-	AllowNetworkFS bool
-	// SlowHold is how long a writer may hold the write lock before one
-	// warning, with where the hold began, is logged. DSN key _slow_hold
-	// (milliseconds or a Go duration; 0 or off turns it off). Zero means
-	// DefaultSlowHold; negative turns the warning off.
-	SlowHold time.Duration
-	// SlowWait is how long a writer may wait for the write lock before one
-	// warning, naming the holder, is logged. DSN key _slow_wait, as
-	// _slow_hold. Zero means DefaultSlowWait; negative turns it off.
-	SlowWait time.Duration
-	// JournalSizeLimit is PRAGMA journal_size_limit in bytes: the size the
-	// -wal file is truncated to after a checkpoint. DSN key
-	// _journal_size_limit (also _pragma=journal_size_limit(N)). Zero means
-	// DefaultJournalSizeLimit; negative means no limit (SQLite's own
-	// default).
-	JournalSizeLimit int64
-	// Logger receives the warnings (slow holders, slow waiters). Nil means
-	// slog.Default() at the time of the warning. It has no DSN key.
-	Logger *slog.Logger
-
-	// Checkpointing says who checkpoints a WAL database: the driver in the
-	// background (CheckpointingBackground, the default) or SQLite inside
-	// commits (CheckpointingCommit).
-	Checkpointing Checkpointing
-}
-
-// Mode is SQLite's URI parameter "mode".
-type Mode string
-
-// The values of Mode.
-const (
-	ModeDefault         Mode = ""
-	ModeReadOnly        Mode = "ro"
-	ModeReadWrite       Mode = "rw"
-	ModeReadWriteCreate Mode = "rwc"
-	ModeMemory          Mode = "memory"
-)
-
-// JournalMode is a value of PRAGMA journal_mode.
-type JournalMode string
-
-// The values of JournalMode.
-const (
-	JournalDefault  JournalMode = ""
-	JournalWAL      JournalMode = "WAL"
-	JournalDelete   JournalMode = "DELETE"
-	JournalTruncate JournalMode = "TRUNCATE"
-	JournalPersist  JournalMode = "PERSIST"
-	JournalMemory   JournalMode = "MEMORY"
-	JournalOff      JournalMode = "OFF"
-)
-
-// Synchronous is a value of PRAGMA synchronous.
-type Synchronous string
-
-// The values of Synchronous.
-const (
-	SynchronousDefault Synchronous = ""
-	SynchronousOff     Synchronous = "OFF"
-	SynchronousNormal  Synchronous = "NORMAL"
-	SynchronousFull    Synchronous = "FULL"
-	SynchronousExtra   Synchronous = "EXTRA"
-)
-
-// ForeignKeys is the PRAGMA foreign_keys asked for.
-type ForeignKeys string
-
-// The values of ForeignKeys.
-const (
-	ForeignKeysDefault ForeignKeys = ""
-	ForeignKeysOn      ForeignKeys = "on"
-	ForeignKeysOff     ForeignKeys = "off"
-)
-
-// TxLock is how a write transaction begins.
-type TxLock string
-
-// The values of TxLock.
-const (
-	TxLockDefault   TxLock = ""
-	TxLockImmediate TxLock = "immediate"
-	TxLockExclusive TxLock = "exclusive"
-	TxLockDeferred  TxLock = "deferred"
-)
-
-// AutoVacuum is a value of PRAGMA auto_vacuum.
-type AutoVacuum string
-
-// The values of AutoVacuum.
-const (
-	AutoVacuumDefault     AutoVacuum = ""
-	AutoVacuumNone        AutoVacuum = "NONE"
-	AutoVacuumFull        AutoVacuum = "FULL"
-	AutoVacuumIncremental AutoVacuum = "INCREMENTAL"
 )
 
 // DSNError reports a DSN, or a Config, that cannot be used as given. Its
@@ -275,29 +44,595 @@ func (e *DSNError) Unwrap() error { return e.Err }
 // Is reports whether target is ErrInvalidDSN.
 func (e *DSNError) Is(target error) bool { return target == ErrInvalidDSN }
 
-// The valid values, as the messages of DSNError name them.
+// A dsnKey is one DSN key. Everything the driver knows about a key is in
+// its entry in dsnKeys: ParseDSN, FormatDSN, validation, the "did you
+// mean" suggestions, the README's key table and the package doc's key
+// list all come from there.
+type dsnKey struct {
+	name    string   // the key, as FormatDSN writes it
+	aliases []string // other names ParseDSN takes for it
+	sets    string   // what it sets, for the error when two keys set it; "" for name
+	pragma  string   // the PRAGMA it sets, or ""
+	folded  bool     // a _pragma of that PRAGMA is read as this key
+	modernc bool     // modernc.org/sqlite reads it: passed on in the URI
+	field   string   // the Config field, for the key table
+	values  string   // the values it takes: in its errors ("want ...") and the key table
+	def     string   // the default, for the key table
+	doc     string   // one line, for the key table
+
+	// flag is the field of a boolean key, which takes values as its
+	// values say (valSQLiteBool, valGoBool or valOnOff); FormatDSN writes
+	// on ("1" when empty) for a true field, and on "off" or "0" means the
+	// field says the opposite of the key (DisableWriterQueue, DisableDQS).
+	// A flag key has no parse or format.
+	flag func(c *Config) *bool
+	on   string
+
+	// parse sets the field from a value: errBadValue for a value the key
+	// does not take, a refusal for one the driver cannot honour, or the
+	// cause of a bad value.
+	parse func(c *Config, v string) error
+	// format returns the value to write for c's field, and whether to
+	// write it: only when it is not the default. Nil for a key that
+	// FormatDSN never writes (one that has no field of its own).
+	format func(c *Config) (string, bool)
+	// apply returns the value to set PRAGMA pragma to on every connection
+	// and what the PRAGMA then reads back ("" when it cannot be read);
+	// value "" when the field is the default. Nil for the keys the
+	// connection setup applies itself.
+	apply func(c *Config) (value, readBack string)
+}
+
+// errBadValue is what parse returns for a value the key does not take.
+var errBadValue = errors.New("bad value")
+
+// A refusal is what parse returns for a value the driver cannot honour:
+// why, and what to do instead.
+type refusal struct {
+	why      string
+	wholeKey bool // the key is refused whatever its value (which is not echoed)
+}
+
+func (r *refusal) Error() string { return r.why }
+
+// The values keys take, as their errors and the key table name them.
 const (
-	wantMode        = "want ro, rw, rwc or memory"
-	wantVFS         = "want the name of a registered VFS"
-	wantSQLiteBool  = "want 1, 0, yes, no, true, false, on or off"
-	wantCache       = "want shared or private"
-	wantBusyTimeout = "want a positive number of milliseconds or a duration such as 5s"
-	wantJournalMode = "want DELETE, TRUNCATE, PERSIST, MEMORY, WAL or OFF"
-	wantSynchronous = "want OFF, NORMAL, FULL or EXTRA, or 0 to 3"
-	wantTxLock      = "want deferred, immediate or exclusive"
-	wantAutoVacuum  = "want NONE, FULL or INCREMENTAL, or 0 to 2"
-	wantPragma      = "want name(value), name=value or name, holding one PRAGMA without ';'"
-	wantTimeFormat  = "want sqlite, datetime or string_no_monotonic"
-	wantTimeInt     = "want unix, unix_milli, unix_micro or unix_nano"
-	wantTimezone    = "want a name time.LoadLocation knows, such as UTC or Europe/Berlin"
-	wantGoBool      = "want 1, t, true, 0, f or false"
-	wantOnOff       = "want on or off"
-	wantMaxReaders  = "want a whole number, 0 or more"
-	wantNetworkFS   = "want refuse or allow"
-	wantSlow        = "want a positive number of milliseconds, a duration such as 500ms, or 0 or off to turn the warning off"
-	wantSizeLimit   = "want a positive number of bytes, or -1 for no limit"
-	wantPath        = `give a file path or ":memory:"`
+	valSQLiteBool = "1, 0, yes, no, true, false, on or off"
+	valGoBool     = "1, t, true, 0, f or false"
+	valOnOff      = "on or off"
+	valDuration   = "a positive number of milliseconds or a duration such as 5s"
+	valSlow       = "a positive number of milliseconds, a duration such as 500ms, or 0, off or a negative one to turn the warning off"
 )
+
+// dsnKeys is the table of DSN keys, in the order FormatDSN writes them.
+var dsnKeys = []dsnKey{
+	// SQLite's URI parameters.
+	{name: "mode", field: "Mode", values: "ro, rw, rwc or memory", def: "rwc",
+		doc: "SQLite: `ro` makes a read-only handle: the driver changes nothing in the file, and writes fail at once with `ErrReadOnly`.",
+		// SQLite compares mode values case-sensitively.
+		parse:  enum(func(c *Config) *Mode { return &c.Mode }, nil, false, ModeReadOnly, ModeReadWrite, ModeReadWriteCreate, ModeMemory),
+		format: func(c *Config) (string, bool) { return string(c.Mode), c.Mode != "" }},
+	{name: "vfs", field: "VFS", values: "the name of a registered VFS",
+		doc: "SQLite: the VFS to open with. `memdb` gives an in-memory database.",
+		parse: func(c *Config, v string) error {
+			if v == "" {
+				return errBadValue
+			}
+			c.VFS = v
+			return nil
+		},
+		format: func(c *Config) (string, bool) { return c.VFS, c.VFS != "" }},
+	{name: "immutable", field: "Immutable", values: valSQLiteBool, def: "0",
+		doc:  "SQLite: the file cannot change; a read-only handle, read without locks.",
+		flag: func(c *Config) *bool { return &c.Immutable }},
+	{name: "cache", field: "URIParams", values: "shared or private", def: "private",
+		doc: "SQLite's shared cache. For a file it is ignored: connections sharing a cache wait for each other on table locks, " +
+			"contention the writer queue makes needless. For `mode=memory`, `cache=shared` names one database shared by every handle with the same name.",
+		parse: func(c *Config, v string) error {
+			if v != "shared" && v != "private" {
+				return errBadValue
+			}
+			if c.URIParams == nil {
+				c.URIParams = make(map[string]string)
+			}
+			c.URIParams["cache"] = v
+			return nil
+		},
+		format: func(c *Config) (string, bool) { v, ok := c.URIParams["cache"]; return v, ok }},
+
+	// The PRAGMA keys of modernc.org/sqlite and mattn/go-sqlite3.
+	{name: "_busy_timeout", aliases: []string{"_timeout"}, sets: "the busy timeout", pragma: "busy_timeout", folded: true,
+		field: "BusyTimeout", values: valDuration, def: "5s",
+		doc: "How long a write waits for the write lock: in the writer queue inside the process, in SQLite's busy handler across processes.",
+		parse: func(c *Config, v string) error {
+			d, ok := parseMillis(v)
+			if !ok || d <= 0 {
+				return errBadValue
+			}
+			c.BusyTimeout = d
+			return nil
+		},
+		format: func(c *Config) (string, bool) { return formatMillis(c.BusyTimeout), c.BusyTimeout != 0 }},
+	{name: "_journal_mode", aliases: []string{"_journal"}, sets: "the journal mode", pragma: "journal_mode", folded: true,
+		field: "JournalMode", values: "DELETE, TRUNCATE, PERSIST, MEMORY, WAL or OFF", def: "WAL",
+		doc: "PRAGMA journal_mode, read back: opening a file fails with `ErrWALUnavailable` if WAL does not take. " +
+			"An in-memory database keeps its journal in memory whatever is asked (as SQLite does), unless `OFF`.",
+		parse: func(c *Config, v string) error {
+			switch m := JournalMode(strings.ToUpper(v)); m {
+			case JournalDelete, JournalTruncate, JournalPersist, JournalMemory, JournalWAL, JournalOff:
+				c.JournalMode = m
+				return nil
+			}
+			return errBadValue
+		},
+		format: func(c *Config) (string, bool) { return string(c.JournalMode), c.JournalMode != "" }},
+	{name: "_synchronous", aliases: []string{"_sync"}, sets: "synchronous", pragma: "synchronous", folded: true,
+		field: "Synchronous", values: "OFF, NORMAL, FULL or EXTRA, or 0 to 3", def: "NORMAL",
+		doc: "PRAGMA synchronous on every connection, read back.",
+		parse: enum(func(c *Config) *Synchronous { return &c.Synchronous }, strings.ToUpper, true,
+			SynchronousOff, SynchronousNormal, SynchronousFull, SynchronousExtra),
+		format: func(c *Config) (string, bool) { return string(c.Synchronous), c.Synchronous != "" }},
+	{name: "_foreign_keys", aliases: []string{"_fk"}, sets: "foreign keys", pragma: "foreign_keys", folded: true,
+		field: "ForeignKeys", values: valSQLiteBool, def: "SQLite's (off)",
+		doc: "PRAGMA foreign_keys on every connection, read back.",
+		parse: func(c *Config, v string) error {
+			on, ok := parseSQLiteBool(v)
+			if !ok {
+				return errBadValue
+			}
+			c.ForeignKeys = ForeignKeysOff
+			if on {
+				c.ForeignKeys = ForeignKeysOn
+			}
+			return nil
+		},
+		format: func(c *Config) (string, bool) { return string(c.ForeignKeys), c.ForeignKeys != "" }},
+	{name: "_txlock", field: "TxLock", values: "deferred, immediate or exclusive", def: "immediate",
+		doc: "How write transactions begin, also a `BEGIN` typed as SQL. The writer queue is taken at BEGIN whatever the mode.",
+		parse: enum(func(c *Config) *TxLock { return &c.TxLock }, strings.ToLower, false,
+			TxLockDeferred, TxLockImmediate, TxLockExclusive),
+		format: func(c *Config) (string, bool) { return string(c.TxLock), c.TxLock != "" }},
+	{name: "_auto_vacuum", aliases: []string{"_vacuum"}, sets: "auto-vacuum", pragma: "auto_vacuum", folded: true,
+		field: "AutoVacuum", values: "NONE, FULL or INCREMENTAL, or 0 to 2", def: "unchanged",
+		doc: "PRAGMA auto_vacuum, set before anything else writes the file.",
+		parse: enum(func(c *Config) *AutoVacuum { return &c.AutoVacuum }, strings.ToUpper, true,
+			AutoVacuumNone, AutoVacuumFull, AutoVacuumIncremental),
+		format: func(c *Config) (string, bool) { return string(c.AutoVacuum), c.AutoVacuum != "" }},
+	{name: "_query_only", sets: "query-only", pragma: "query_only", folded: true,
+		field: "QueryOnly", values: valSQLiteBool, def: "off",
+		doc:  "PRAGMA query_only on every connection.",
+		flag: func(c *Config) *bool { return &c.QueryOnly }},
+	{name: "_pragma", field: "Pragmas", values: "name(value), name=value or name, holding one PRAGMA without ';'",
+		doc: "Runs `PRAGMA name = value` on every connection, in DSN order; repeatable. A PRAGMA that changes the file (`user_version`, `page_size`, ...) " +
+			"runs once, on the writer; connection settings (`cache_size`, `temp_store`, ...) run on readers too. " +
+			"`busy_timeout`, `journal_mode`, `synchronous`, `foreign_keys`, `auto_vacuum`, `query_only` and `journal_size_limit` are folded into their keys; " +
+			"`locking_mode` and `defer_foreign_keys` are checked as their keys are."},
+
+	// The keys modernc.org/sqlite reads itself.
+	{name: "_time_format", modernc: true, field: "TimeFormat", values: "sqlite, datetime or string_no_monotonic",
+		doc: "modernc.org/sqlite: how `time.Time` is written.",
+		// modernc.org/sqlite compares case-sensitively.
+		parse:  enum(func(c *Config) *string { return &c.TimeFormat }, nil, false, "sqlite", "datetime", "string_no_monotonic"),
+		format: func(c *Config) (string, bool) { return c.TimeFormat, c.TimeFormat != "" }},
+	{name: "_time_integer_format", modernc: true, field: "TimeIntegerFormat", values: "unix, unix_milli, unix_micro or unix_nano",
+		doc:    "modernc.org/sqlite: write `time.Time` as an integer.",
+		parse:  enum(func(c *Config) *string { return &c.TimeIntegerFormat }, nil, false, "unix", "unix_milli", "unix_micro", "unix_nano"),
+		format: func(c *Config) (string, bool) { return c.TimeIntegerFormat, c.TimeIntegerFormat != "" }},
+	{name: "_timezone", sets: "the time zone", modernc: true, field: "Timezone",
+		values: "a name time.LoadLocation knows, such as UTC or Europe/Berlin",
+		doc:    "modernc.org/sqlite: the zone for reading and writing times; text without a zone is read as a time in it.",
+		parse: func(c *Config, v string) error {
+			if v == "" {
+				return errBadValue
+			}
+			if _, err := time.LoadLocation(v); err != nil {
+				return err
+			}
+			c.Timezone = v
+			return nil
+		},
+		format: func(c *Config) (string, bool) { return c.Timezone, c.Timezone != "" }},
+	{name: "_inttotime", modernc: true, field: "IntToTime", values: valGoBool, def: "false",
+		doc:  "modernc.org/sqlite: scan integers in DATE, DATETIME and TIMESTAMP columns as `time.Time`.",
+		flag: func(c *Config) *bool { return &c.IntToTime }},
+	{name: "_texttotime", modernc: true, field: "TextToTime", values: valGoBool, def: "false",
+		doc:  "modernc.org/sqlite: scan text in DATE, DATETIME, TIME and TIMESTAMP columns as `time.Time`.",
+		flag: func(c *Config) *bool { return &c.TextToTime }},
+	{name: "_dqs", modernc: true, field: "DisableDQS", values: valGoBool, def: "true",
+		doc:  "modernc.org/sqlite: `0` turns off SQLite's double-quoted string literal quirk.",
+		flag: func(c *Config) *bool { return &c.DisableDQS }, on: "0"},
+	{name: "_defensive", modernc: true, field: "Defensive", values: valGoBool, def: "false",
+		doc:  "modernc.org/sqlite: SQLite's defensive mode.",
+		flag: func(c *Config) *bool { return &c.Defensive }},
+	{name: "_error_rc", modernc: true, field: "ErrorRC", values: valGoBool, def: "false",
+		doc:  "modernc.org/sqlite: error message form.",
+		flag: func(c *Config) *bool { return &c.ErrorRC }},
+
+	// This driver's keys.
+	{name: "_writer_queue", field: "DisableWriterQueue", values: valOnOff, def: "on",
+		doc: "`off`: no in-process queue; each connection writes on its own, as tuned modernc.org/sqlite does " +
+			"(BEGIN IMMEDIATE and the busy handler). For comparison, or for a program that never writes from two goroutines.",
+		flag: func(c *Config) *bool { return &c.DisableWriterQueue }, on: "off"},
+	{name: "_group_commit", field: "DisableGroupCommit", values: valOnOff, def: "on",
+		doc:  "`on`: autocommit writes queued behind each other commit in one transaction, each with its own result and error. `off`: one transaction per write.",
+		flag: func(c *Config) *bool { return &c.DisableGroupCommit }, on: "off"},
+	{name: "_max_readers", field: "MaxReaders", values: "a whole number, 0 or more", def: "0 (no cap beyond database/sql's pool)",
+		doc:    "Read-only connections open at most; a read waits (bounded by the busy timeout, `ErrReaderTimeout`) for a free one.",
+		parse:  integer(func(c *Config) *int { return &c.MaxReaders }, func(n int) bool { return n >= 0 }),
+		format: formatInt(func(c *Config) int { return c.MaxReaders })},
+	{name: "_process_queue", field: "DisableProcessQueue", values: valOnOff, def: "on",
+		doc: "`on`: the writers of every sqlite-safe process on the file also queue on an `flock` of `FILE-writer.lock`, taken before `BEGIN IMMEDIATE` " +
+			"and released after `COMMIT`/`ROLLBACK`; waiters sleep in the kernel, a dead process drops the lock. See [Several processes](#several-processes).",
+		flag: func(c *Config) *bool { return &c.DisableProcessQueue }, on: "off"},
+	{name: "_network_fs", field: "AllowNetworkFS", values: "refuse or allow", def: "refuse",
+		doc: "A database on NFS, SMB/CIFS, 9p, sshfs or another network or FUSE file system is refused at open (`ErrNetworkFS`): " +
+			"their locks are not reliable. `allow` opens it knowingly, with a warning.",
+		parse: func(c *Config, v string) error {
+			switch strings.ToLower(v) {
+			case "refuse":
+				c.AllowNetworkFS = false
+			case "allow":
+				c.AllowNetworkFS = true
+			default:
+				return errBadValue
+			}
+			return nil
+		},
+		format: func(c *Config) (string, bool) { return "allow", c.AllowNetworkFS }},
+	{name: "_slow_hold", field: "SlowHold", values: valSlow, def: "1s",
+		doc:    "A writer holding the lock this long is reported once through `log/slog`, with where it took the lock.",
+		parse:  slow(func(c *Config) *time.Duration { return &c.SlowHold }),
+		format: formatSlow(func(c *Config) time.Duration { return c.SlowHold })},
+	{name: "_slow_wait", field: "SlowWait", values: valSlow, def: "1s",
+		doc:    "A writer waiting this long is reported once, naming the holder and its file:line.",
+		parse:  slow(func(c *Config) *time.Duration { return &c.SlowWait }),
+		format: formatSlow(func(c *Config) time.Duration { return c.SlowWait })},
+	{name: "_journal_size_limit", sets: "the journal size limit", pragma: "journal_size_limit", folded: true,
+		field: "JournalSizeLimit", values: "a positive number of bytes, or -1 for no limit", def: "67108864 (64 MiB)",
+		doc: "PRAGMA journal_size_limit on the writers, and the bound of the `-wal`: the checkpointer resets it when it passes a quarter of this, holding this process's new reads back briefly if they overlap.",
+		// Any negative value means no limit, as in SQLite; 0 would read as
+		// the default in the Config.
+		parse:  integer(func(c *Config) *int64 { return &c.JournalSizeLimit }, func(n int64) bool { return n != 0 }),
+		format: formatInt(func(c *Config) int64 { return c.JournalSizeLimit })},
+	{name: "_checkpointing", field: "Checkpointing", values: "background or commit", def: "background",
+		doc: "Who checkpoints the WAL: the driver, between writes (wal_autocheckpoint=0 on its connections; the `-wal` kept bounded), or SQLite, inside the commit that crosses 1000 pages.",
+		parse: enum(func(c *Config) *Checkpointing { return &c.Checkpointing }, strings.ToLower, false,
+			CheckpointingBackground, CheckpointingCommit),
+		format: func(c *Config) (string, bool) { return string(c.Checkpointing), c.Checkpointing != "" }},
+
+	// The other keys of mattn/go-sqlite3.
+	{name: "_cache_size", pragma: "cache_size", field: "CacheSize",
+		values: "a whole number, not 0: pages if positive, KiB if negative", def: "SQLite's (-2000)",
+		doc:    "PRAGMA cache_size on every connection, read back.",
+		parse:  integer(func(c *Config) *int64 { return &c.CacheSize }, func(n int64) bool { return n != 0 }),
+		format: formatInt(func(c *Config) int64 { return c.CacheSize }),
+		apply: func(c *Config) (string, string) {
+			if c.CacheSize == 0 {
+				return "", ""
+			}
+			n := strconv.FormatInt(c.CacheSize, 10)
+			return n, n
+		}},
+	{name: "_case_sensitive_like", aliases: []string{"_cslike"}, sets: "case-sensitive LIKE", pragma: "case_sensitive_like",
+		field: "CaseSensitiveLike", values: valSQLiteBool, def: "off",
+		doc:   "PRAGMA case_sensitive_like on every connection (it cannot be read back).",
+		flag:  func(c *Config) *bool { return &c.CaseSensitiveLike },
+		apply: applyTrue(func(c *Config) bool { return c.CaseSensitiveLike }, "")},
+	{name: "_ignore_check_constraints", pragma: "ignore_check_constraints",
+		field: "IgnoreCheckConstraints", values: valSQLiteBool, def: "off",
+		doc:   "PRAGMA ignore_check_constraints on every connection, read back.",
+		flag:  func(c *Config) *bool { return &c.IgnoreCheckConstraints },
+		apply: applyTrue(func(c *Config) bool { return c.IgnoreCheckConstraints }, "1")},
+	{name: "_recursive_triggers", aliases: []string{"_rt"}, sets: "recursive triggers", pragma: "recursive_triggers",
+		field: "RecursiveTriggers", values: valSQLiteBool, def: "off",
+		doc:   "PRAGMA recursive_triggers on every connection, read back.",
+		flag:  func(c *Config) *bool { return &c.RecursiveTriggers },
+		apply: applyTrue(func(c *Config) bool { return c.RecursiveTriggers }, "1")},
+	{name: "_secure_delete", pragma: "secure_delete", field: "SecureDelete", values: valSQLiteBool + ", or FAST", def: "off",
+		doc: "PRAGMA secure_delete on every connection, read back.",
+		parse: func(c *Config, v string) error {
+			if strings.EqualFold(v, "fast") {
+				c.SecureDelete = SecureDeleteFast
+				return nil
+			}
+			on, ok := parseSQLiteBool(v)
+			if !ok {
+				return errBadValue
+			}
+			c.SecureDelete = SecureDeleteOff
+			if on {
+				c.SecureDelete = SecureDeleteOn
+			}
+			return nil
+		},
+		format: func(c *Config) (string, bool) { return string(c.SecureDelete), c.SecureDelete != "" },
+		apply: func(c *Config) (string, string) {
+			switch c.SecureDelete {
+			case SecureDeleteOn:
+				return "1", "1"
+			case SecureDeleteOff:
+				return "0", "0"
+			case SecureDeleteFast:
+				return "FAST", "2"
+			}
+			return "", ""
+		}},
+	{name: "_writable_schema", pragma: "writable_schema", field: "WritableSchema", values: valSQLiteBool, def: "off",
+		doc:   "PRAGMA writable_schema on every connection, read back. Misused, it corrupts the database.",
+		flag:  func(c *Config) *bool { return &c.WritableSchema },
+		apply: applyTrue(func(c *Config) bool { return c.WritableSchema }, "1")},
+	{name: "_locking_mode", aliases: []string{"_locking"}, sets: "the locking mode", pragma: "locking_mode",
+		values: "NORMAL", def: "NORMAL",
+		doc: "Accepted as `NORMAL` (no effect: it is SQLite's default). `EXCLUSIVE` is refused: the writer would keep the file locked, " +
+			"and the driver's readers need shared access to it.",
+		parse: func(c *Config, v string) error {
+			switch strings.ToUpper(v) {
+			case "NORMAL":
+				return nil
+			case "EXCLUSIVE":
+				return &refusal{why: "with locking_mode EXCLUSIVE the writer connection keeps its lock on the file, and the driver's read-only " +
+					"connections need shared access to it: every read would wait out the busy timeout and fail with \"database is locked\"; " +
+					"leave locking_mode at NORMAL: inside the process the writer queue already orders the writes, across processes the " +
+					"process queue (_process_queue) does, and file permissions keep other programs out"}
+			}
+			return errBadValue
+		}},
+	{name: "_mutex", values: "no or full",
+		doc: "mattn/go-sqlite3's SQLite mutex mode; accepted, no effect: a modernc.org/sqlite connection is used by one goroutine at a time, " +
+			"and the writer queue serialises the writes.",
+		parse: func(c *Config, v string) error {
+			if !strings.EqualFold(v, "no") && !strings.EqualFold(v, "full") {
+				return errBadValue
+			}
+			return nil
+		}},
+	{name: "_stmt_cache_size", values: "a whole number, 0 or more",
+		doc: "mattn/go-sqlite3's per-connection statement cache; accepted, no effect (modernc.org/sqlite has none): " +
+			"prepare a statement run often with `db.Prepare`.",
+		parse: integer(nil, func(n int) bool { return n >= 0 })},
+	{name: "_loc", sets: "the time zone", values: "auto or UTC", field: "Timezone",
+		doc: "mattn/go-sqlite3's time zone of times read. `auto` is accepted as modernc.org/sqlite's time handling: " +
+			"the same instants, but in the zone they were stored in (UTC for text without a zone), not converted to `time.Local`. " +
+			"`UTC` is `_timezone=UTC`. Other zones are refused: see `_timezone`.",
+		parse: func(c *Config, v string) error {
+			switch {
+			case strings.EqualFold(v, "auto") || v == "Local":
+				return nil
+			case v == "UTC":
+				c.Timezone = "UTC"
+				return nil
+			case v == "":
+				return errBadValue
+			}
+			if _, err := time.LoadLocation(v); err != nil {
+				return err
+			}
+			return &refusal{why: "mattn/go-sqlite3 reads text without a zone as UTC and converts it to this zone, while " +
+				"modernc.org/sqlite's _timezone reads such text as a time in the zone, a different instant; " +
+				"leave _loc out (times read keep their instant, in UTC) and convert with t.In, or use _timezone knowing the difference"}
+		}},
+	{name: "_defer_foreign_keys", aliases: []string{"_defer_fk"}, sets: "deferred foreign keys", pragma: "defer_foreign_keys",
+		values: valSQLiteBool, def: "off",
+		doc: "Accepted when off (SQLite's default). On is refused: SQLite turns defer_foreign_keys off at the end of every transaction, " +
+			"so a DSN could only defer the first one.",
+		parse: func(c *Config, v string) error {
+			on, ok := parseSQLiteBool(v)
+			switch {
+			case !ok:
+				return errBadValue
+			case on:
+				return &refusal{why: "SQLite turns defer_foreign_keys off at the end of every transaction, so a DSN setting would only reach " +
+					"the first write on the driver's shared writer connection; run PRAGMA defer_foreign_keys = ON as the first statement " +
+					"of each transaction that needs it, or declare the foreign keys DEFERRABLE INITIALLY DEFERRED"}
+			}
+			return nil
+		}},
+	{name: "_auth", aliases: []string{"_auth_user", "_auth_pass", "_auth_crypt", "_auth_salt"}, values: "refused, whatever the value",
+		doc: "mattn/go-sqlite3's user authentication: refused, modernc.org/sqlite has no user-authentication extension. " +
+			"Limit access with file permissions; open read-only users with `mode=ro`.",
+		parse: func(*Config, string) error {
+			return &refusal{wholeKey: true, why: "modernc.org/sqlite has no user-authentication extension " +
+				"(SQLite has deprecated it), so no user or password can be checked; limit access to the database with file permissions, " +
+				"and open the handles of read-only users with mode=ro"}
+		}},
+}
+
+// keyIndex finds an entry of dsnKeys by name or alias.
+var keyIndex = func() map[string]*dsnKey {
+	m := make(map[string]*dsnKey)
+	for i := range dsnKeys {
+		k := &dsnKeys[i]
+		for _, n := range append([]string{k.name}, k.aliases...) {
+			if m[n] != nil {
+				panic("sqlitesafe: DSN key " + n + " twice in dsnKeys")
+			}
+			m[n] = k
+		}
+	}
+	return m
+}()
+
+// pragmaKey returns the entry of the key that sets PRAGMA name, or nil.
+func pragmaKey(name string) *dsnKey {
+	for i := range dsnKeys {
+		if dsnKeys[i].pragma != "" && dsnKeys[i].pragma == name {
+			return &dsnKeys[i]
+		}
+	}
+	return nil
+}
+
+// setting names what the key sets, for "both set" errors.
+func (k *dsnKey) setting() string {
+	if k.sets != "" {
+		return k.sets
+	}
+	return k.name
+}
+
+// parseValue sets k's field in c from the value v.
+func (k *dsnKey) parseValue(c *Config, v string) error {
+	if k.flag == nil {
+		return k.parse(c, v)
+	}
+	on, ok := parseSQLiteBool(v)
+	if k.values == valGoBool {
+		b, err := strconv.ParseBool(v)
+		on, ok = b, err == nil
+	}
+	if !ok {
+		return errBadValue
+	}
+	*k.flag(c) = on == (k.on == "" || k.on == "1")
+	return nil
+}
+
+// formatValue returns the value FormatDSN writes for k's field in c, and
+// whether it writes one.
+func (k *dsnKey) formatValue(c *Config) (string, bool) {
+	switch {
+	case k.flag != nil && k.on == "":
+		return "1", *k.flag(c)
+	case k.flag != nil:
+		return k.on, *k.flag(c)
+	case k.format != nil:
+		return k.format(c)
+	}
+	return "", false
+}
+
+// formats reports whether k has a field that FormatDSN writes.
+func (k *dsnKey) formats() bool { return k.flag != nil || k.format != nil }
+
+// fail turns an error of parse into a *DSNError. key is the key in the
+// DSN; label is how the message names it: the key, or "_pragma=name".
+func (k *dsnKey) fail(key, label, value string, err error) *DSNError {
+	if r, ok := errors.AsType[*refusal](err); ok {
+		if r.wholeKey {
+			return &DSNError{Key: key, Reason: fmt.Sprintf("DSN key %q is not supported: %s", label, r.why)}
+		}
+		return &DSNError{Key: key, Value: value, Reason: fmt.Sprintf("%q for %q is not supported: %s", value, label, r.why)}
+	}
+	e := badValue(key, label, value, k.values)
+	if err != errBadValue {
+		e.Err = err
+	}
+	return e
+}
+
+// The value parsers and formatters the table shares.
+
+// enum parses one of values, compared after fold (exactly for nil);
+// numbered also takes a value's index ("0" for the first), as SQLite does
+// for synchronous and auto_vacuum.
+func enum[T ~string](field func(*Config) *T, fold func(string) string, numbered bool, values ...T) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		norm := v
+		if fold != nil {
+			norm = fold(v)
+		}
+		i := slices.Index(values, T(norm))
+		if numbered && len(v) == 1 && '0' <= v[0] && int(v[0]-'0') < len(values) {
+			i = int(v[0] - '0')
+		}
+		if i < 0 {
+			return errBadValue
+		}
+		*field(c) = values[i]
+		return nil
+	}
+}
+
+// integer parses a whole number that ok takes into field, or only checks
+// it for a nil field.
+func integer[T int | int64](field func(*Config) *T, ok func(T) bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || int64(T(n)) != n || !ok(T(n)) {
+			return errBadValue
+		}
+		if field != nil {
+			*field(c) = T(n)
+		}
+		return nil
+	}
+}
+
+// formatInt writes a whole number that is not 0.
+func formatInt[T int | int64](field func(*Config) T) func(*Config) (string, bool) {
+	return func(c *Config) (string, bool) { n := field(c); return strconv.FormatInt(int64(n), 10), n != 0 }
+}
+
+// slow parses a warning threshold: 0 or off for none (-1), else
+// milliseconds or a Go duration, a negative one also meaning none.
+func slow(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v == "0" || strings.EqualFold(v, "off") {
+			*field(c) = -1
+			return nil
+		}
+		d, ok := parseMillis(v)
+		if !ok || d == 0 {
+			return errBadValue
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// formatSlow writes a warning threshold: "off" for -1.
+func formatSlow(field func(*Config) time.Duration) func(*Config) (string, bool) {
+	return func(c *Config) (string, bool) {
+		d := field(c)
+		if d == -1 {
+			return "off", true
+		}
+		return formatMillis(d), d != 0
+	}
+}
+
+// applyTrue sets a boolean PRAGMA to 1 when the field is true.
+func applyTrue(field func(*Config) bool, readBack string) func(*Config) (string, string) {
+	return func(c *Config) (string, string) {
+		if !field(c) {
+			return "", ""
+		}
+		return "1", readBack
+	}
+}
+
+// parseSQLiteBool reads a boolean as SQLite's URI parameters and PRAGMAs
+// take it: 1 0 yes no true false on off, in any case.
+func parseSQLiteBool(s string) (bool, bool) {
+	switch strings.ToLower(s) {
+	case "1", "yes", "true", "on":
+		return true, true
+	case "0", "no", "false", "off":
+		return false, true
+	}
+	return false, false
+}
+
+// parseMillis reads whole milliseconds or a Go duration, of either sign.
+func parseMillis(s string) (time.Duration, bool) {
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if ms > math.MaxInt64/int64(time.Millisecond) || ms < math.MinInt64/int64(time.Millisecond) {
+			return 0, false
+		}
+		return time.Duration(ms) * time.Millisecond, true
+	}
+	d, err := time.ParseDuration(s)
+	return d, err == nil
+}
+
+// formatMillis writes d in milliseconds when it is a whole number of
+// them, else as a Go duration.
+func formatMillis(d time.Duration) string {
+	if d%time.Millisecond == 0 {
+		return strconv.FormatInt(int64(d/time.Millisecond), 10)
+	}
+	return d.String()
+}
 
 // badValue is the error for a value that key does not take. label is how
 // the message names the key: the key itself, or "_pragma=journal_mode" for
@@ -306,73 +641,8 @@ func badValue(key, label, value, want string) *DSNError {
 	return &DSNError{
 		Key:    key,
 		Value:  value,
-		Reason: fmt.Sprintf("invalid value %q for %q (%s)", value, label, want),
+		Reason: fmt.Sprintf("invalid value %q for %q (want %s)", value, label, want),
 	}
-}
-
-// unknownKey is the error for a key with a leading underscore that no
-// driver reads, with the known key closest to it as a suggestion.
-func unknownKey(key, value string) *DSNError {
-	reason := fmt.Sprintf("unknown DSN key %q", key)
-	if s := suggestKey(key); s != "" {
-		reason += fmt.Sprintf(" (did you mean %q?)", s)
-	}
-	return &DSNError{Key: key, Value: value, Reason: reason}
-}
-
-// underscoreKeys are the keys with a leading underscore that ParseDSN
-// knows, for the suggestion in unknownKey. The switch in
-// (*dsnParser).set is the authority on what each means.
-var underscoreKeys = []string{
-	"_busy_timeout", "_timeout",
-	"_journal_mode", "_journal",
-	"_synchronous", "_sync",
-	"_foreign_keys", "_fk",
-	"_txlock",
-	"_auto_vacuum", "_vacuum",
-	"_query_only",
-	"_pragma",
-	"_time_format", "_time_integer_format", "_timezone",
-	"_inttotime", "_texttotime", "_dqs", "_defensive", "_error_rc",
-	"_writer_queue", "_group_commit", "_max_readers",
-	"_process_queue", "_network_fs", "_slow_hold", "_slow_wait", "_journal_size_limit",
-}
-
-// suggestKey returns the known key nearest to key by edit distance,
-// ignoring case, or "" when none is near enough to be a likely typo.
-func suggestKey(key string) string {
-	lower := strings.ToLower(key)
-	best, bestDist := "", math.MaxInt
-	for _, k := range underscoreKeys {
-		if d := editDistance(lower, k); d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	if bestDist > 2 || bestDist*2 >= len(best) {
-		return ""
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // ParseDSN parses a DSN into a Config. A DSN is a database path and an
@@ -388,45 +658,28 @@ func editDistance(a, b string) int {
 // literally. A DSN starting with "file:" is an SQLite URI: the path may
 // follow "//" or "//localhost" (any other authority is an error), %HH
 // escapes in it are decoded as SQLite decodes them, and the query ends at
-// '#'. ":memory:" and "file::memory:" give Path ":memory:".
+// '#'. ":memory:" and "file::memory:" give Path ":memory:". An empty path
+// ("" or "?_fk=1") is a private temporary database for the handle.
 //
 // The query is key=value pairs separated by '&', each unescaped as
-// url.QueryUnescape does ("+" is a space). Keys without a leading
-// underscore are SQLite's URI parameters, honoured for plain paths too:
-// mode (ro, rw, rwc, memory), vfs, immutable (1, 0, yes, no, true, false,
-// on, off), cache (shared, private) and any other (nolock, psow, modeof)
-// into URIParams unchecked. Keys with a leading underscore:
-//
-//	_busy_timeout, _timeout   milliseconds (5000) or a duration (5s), > 0
-//	_journal_mode, _journal   DELETE TRUNCATE PERSIST MEMORY WAL OFF
-//	_synchronous, _sync       0 OFF 1 NORMAL 2 FULL 3 EXTRA
-//	_foreign_keys, _fk        on or off (also 1 0 true false yes no)
-//	_txlock                   deferred immediate exclusive
-//	_auto_vacuum, _vacuum     0 NONE 1 FULL 2 INCREMENTAL
-//	_query_only               on or off (also 1 0 true false yes no)
-//	_pragma                   name(value), name=value or name; repeatable
-//	_time_format              sqlite datetime string_no_monotonic
-//	_time_integer_format      unix unix_milli unix_micro unix_nano
-//	_timezone                 a name for time.LoadLocation
-//	_inttotime, _texttotime   as strconv.ParseBool
-//	_dqs, _defensive          as strconv.ParseBool
-//	_error_rc                 as strconv.ParseBool
-//	_writer_queue             on or off (also 1 0 true false yes no)
-//	_group_commit             on or off (also 1 0 true false yes no)
-//	_max_readers              a whole number, 0 or more
+// url.QueryUnescape does ("+" is a space). The keys, and the values each
+// takes, are listed in the package documentation. Keys without a leading
+// underscore that are not listed there (nolock, psow, modeof, ...) are
+// SQLite's URI parameters, kept in URIParams and passed on unchecked; they
+// work on plain paths too.
 //
 // Enumerated values are case-insensitive, except that mode and cache are
 // matched as SQLite matches them and _time_format and _time_integer_format
 // as modernc.org/sqlite does: case-sensitively. A _pragma setting
-// busy_timeout, journal_mode, synchronous, foreign_keys, auto_vacuum or
-// query_only (unqualified or in schema main) is checked as the key of that
-// name and folded into its field. Any other key with a leading underscore,
-// any key but _pragma given twice, a key together with its alias, and a
-// _pragma that sets what a key sets are errors. Every error is a *DSNError.
+// busy_timeout, journal_mode, synchronous, foreign_keys, auto_vacuum,
+// query_only or journal_size_limit (unqualified or in schema main) is
+// checked as the key of that name and folded into its field; one setting
+// locking_mode to EXCLUSIVE or defer_foreign_keys on is refused, as
+// _locking_mode and _defer_foreign_keys are. Any other key with a leading
+// underscore, any key but _pragma given twice, a key together with its
+// alias, and a key together with a _pragma that sets the same are errors.
+// Every error is a *DSNError.
 func ParseDSN(dsn string) (*Config, error) {
-	if dsn == "" {
-		return nil, &DSNError{Reason: "empty DSN: " + wantPath}
-	}
 	path, query, err := splitDSN(dsn)
 	if err != nil {
 		return nil, err
@@ -498,29 +751,30 @@ func unescapeURIPath(s string) string {
 	}
 	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-			continue
+		if s[i] == '%' && i+2 < len(s) {
+			if hi, ok := unhex(s[i+1]); ok {
+				if lo, ok := unhex(s[i+2]); ok {
+					b = append(b, hi<<4|lo)
+					i += 2
+					continue
+				}
+			}
 		}
 		b = append(b, s[i])
 	}
 	return string(b)
 }
 
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
+func unhex(c byte) (byte, bool) {
 	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	default:
-		return c - 'a' + 10
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
 	}
+	return 0, false
 }
 
 // dsnParser fills in a Config from the keys of a DSN, one at a time.
@@ -548,147 +802,19 @@ func (p *dsnParser) claim(key, label, setting string) error {
 
 // set applies one key of the DSN query.
 func (p *dsnParser) set(key, value string) error {
-	c := p.c
-	switch key {
-	case "mode":
-		if err := p.claim(key, key, key); err != nil {
-			return err
-		}
-		m, ok := parseMode(value)
-		if !ok {
-			return badValue(key, key, value, wantMode)
-		}
-		c.Mode = m
-	case "vfs":
-		if err := p.claim(key, key, key); err != nil {
-			return err
-		}
-		if value == "" {
-			return badValue(key, key, value, wantVFS)
-		}
-		c.VFS = value
-	case "immutable":
-		if err := p.claim(key, key, key); err != nil {
-			return err
-		}
-		on, ok := parseSQLiteBool(value)
-		if !ok {
-			return badValue(key, key, value, wantSQLiteBool)
-		}
-		c.Immutable = on
-	case "cache":
-		if value != "shared" && value != "private" {
-			return badValue(key, key, value, wantCache)
-		}
-		return p.uriParam(key, value)
-
-	case "_busy_timeout", "_timeout":
-		return p.busyTimeout(key, key, value)
-	case "_journal_mode", "_journal":
-		return p.journalMode(key, key, value)
-	case "_synchronous", "_sync":
-		return p.synchronous(key, key, value)
-	case "_foreign_keys", "_fk":
-		return p.foreignKeys(key, key, value)
-	case "_txlock":
-		if err := p.claim(key, key, key); err != nil {
-			return err
-		}
-		l, ok := parseTxLock(value)
-		if !ok {
-			return badValue(key, key, value, wantTxLock)
-		}
-		c.TxLock = l
-	case "_auto_vacuum", "_vacuum":
-		return p.autoVacuum(key, key, value)
-	case "_query_only":
-		return p.queryOnly(key, key, value)
-	case "_pragma":
+	if key == "_pragma" {
 		return p.pragma(value)
-
-	case "_time_format":
-		if err := p.claim(key, key, key); err != nil {
-			return err
-		}
-		if !validTimeFormat(value) {
-			return badValue(key, key, value, wantTimeFormat)
-		}
-		c.TimeFormat = value
-	case "_time_integer_format":
-		if err := p.claim(key, key, key); err != nil {
-			return err
-		}
-		if !validTimeIntegerFormat(value) {
-			return badValue(key, key, value, wantTimeInt)
-		}
-		c.TimeIntegerFormat = value
-	case "_timezone":
-		if err := p.claim(key, key, key); err != nil {
-			return err
-		}
-		if err := checkTimezone(value); err != nil {
-			return err
-		}
-		c.Timezone = value
-	case "_inttotime":
-		return p.goBool(key, value, &c.IntToTime, false)
-	case "_texttotime":
-		return p.goBool(key, value, &c.TextToTime, false)
-	case "_dqs":
-		return p.goBool(key, value, &c.DisableDQS, true)
-	case "_defensive":
-		return p.goBool(key, value, &c.Defensive, false)
-	case "_error_rc":
-		return p.goBool(key, value, &c.ErrorRC, false)
-
-	case "_writer_queue":
-		return p.onOff(key, value, &c.DisableWriterQueue)
-	case "_group_commit":
-		return p.onOff(key, value, &c.DisableGroupCommit)
-	case "_max_readers":
-		if err := p.claim(key, key, key); err != nil {
-			return err
-		}
-		n, err := strconv.Atoi(value)
-		if err != nil || n < 0 {
-			return badValue(key, key, value, wantMaxReaders)
-		}
-		c.MaxReaders = n
-	case "_process_queue":
-		return p.onOff(key, value, &c.DisableProcessQueue)
-	case "_network_fs":
-		if err := p.claim(key, key, key); err != nil {
-			return err
-		}
-		switch strings.ToLower(value) {
-		case "refuse":
-			c.AllowNetworkFS = false
-		case "allow":
-			c.AllowNetworkFS = true
-		default:
-			return badValue(key, key, value, wantNetworkFS)
-		}
-	case "_slow_hold":
-		return p.slow(key, value, &c.SlowHold)
-	case "_slow_wait":
-		return p.slow(key, value, &c.SlowWait)
-	case "_journal_size_limit":
-		return p.journalSizeLimit(key, key, value)
-
-	default:
-		if strings.HasPrefix(key, "_") {
-			return unknownKey(key, value)
-		}
-		if err := checkURIKey(key, value); err != nil {
-			return err
-		}
-		return p.uriParam(key, value)
 	}
-	return nil
-}
-
-// uriParam puts key into URIParams, for SQLite to read.
-func (p *dsnParser) uriParam(key, value string) error {
+	k := keyIndex[key]
+	switch {
+	case k != nil:
+		return p.apply(k, key, key, value)
+	case strings.HasPrefix(key, "_"):
+		return unknownKey(key, value)
+	}
+	if err := checkURIKey(key, value); err != nil {
+		return err
+	}
 	if err := p.claim(key, key, key); err != nil {
 		return err
 	}
@@ -697,6 +823,110 @@ func (p *dsnParser) uriParam(key, value string) error {
 	}
 	p.c.URIParams[key] = value
 	return nil
+}
+
+// apply parses value into k's field. key is the DSN key, label how the
+// errors name it.
+func (p *dsnParser) apply(k *dsnKey, key, label, value string) error {
+	if err := p.claim(key, label, k.setting()); err != nil {
+		return err
+	}
+	if err := k.parseValue(p.c, value); err != nil {
+		return k.fail(key, label, value, err)
+	}
+	return nil
+}
+
+// pragma applies one _pragma: folded into its key when it sets a PRAGMA
+// that a key sets and folds, else appended to Pragmas.
+func (p *dsnParser) pragma(text string) error {
+	pr, err := parsePragma(text)
+	if err != nil {
+		return err
+	}
+	k := pr.key()
+	if k == nil || !k.folded {
+		p.c.Pragmas = append(p.c.Pragmas, pr.text)
+		return nil
+	}
+	label := "_pragma=" + pr.name
+	if !pr.hasValue {
+		return &DSNError{Key: "_pragma", Value: text,
+			Reason: fmt.Sprintf("%q needs a value: the driver sets %s itself", label, pr.name)}
+	}
+	return p.apply(k, "_pragma", label, pr.value)
+}
+
+// parsedPragma is a _pragma taken apart.
+type parsedPragma struct {
+	text     string // trimmed, as it will be run after "PRAGMA "
+	name     string // lower case, without the schema
+	main     bool   // unqualified, or in schema main
+	value    string // trimmed
+	hasValue bool
+}
+
+// key returns the DSN key that sets the PRAGMA, or nil.
+func (pr *parsedPragma) key() *dsnKey {
+	if !pr.main {
+		return nil
+	}
+	return pragmaKey(pr.name)
+}
+
+// parsePragma checks the text of one _pragma: "name(value)", "name=value"
+// or "name", where name may be qualified by a schema ("main.cache_size"),
+// with no ';' anywhere.
+func parsePragma(text string) (parsedPragma, error) {
+	bad := badValue("_pragma", "_pragma", text, dsnKeyPragmaValues)
+	t := strings.TrimSpace(text)
+	if t == "" || strings.ContainsAny(t, ";\x00") {
+		return parsedPragma{}, bad
+	}
+	pr := parsedPragma{text: t}
+	name := t
+	if i := strings.IndexAny(t, "(="); i >= 0 {
+		name, pr.value, pr.hasValue = strings.TrimSpace(t[:i]), t[i+1:], true
+		if t[i] == '(' {
+			inner, ok := strings.CutSuffix(pr.value, ")")
+			if !ok {
+				return parsedPragma{}, bad
+			}
+			pr.value = inner
+		}
+		pr.value = strings.TrimSpace(pr.value)
+		if pr.value == "" {
+			return parsedPragma{}, bad
+		}
+	}
+	schema, bare, qualified := strings.Cut(name, ".")
+	if !qualified {
+		schema, bare = "", name
+	}
+	if !isIdent(bare) || qualified && !isIdent(schema) {
+		return parsedPragma{}, bad
+	}
+	pr.name = strings.ToLower(bare)
+	pr.main = schema == "" || strings.EqualFold(schema, "main")
+	return pr, nil
+}
+
+// dsnKeyPragmaValues is what a _pragma takes, as its errors say.
+var dsnKeyPragmaValues = keyIndex["_pragma"].values
+
+// isIdent reports whether s is a bare SQL identifier: ASCII letters,
+// digits and '_', not starting with a digit.
+func isIdent(s string) bool {
+	if s == "" || '0' <= s[0] && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // sqliteKeys are the URI parameters SQLite knows. It matches them
@@ -716,373 +946,66 @@ func checkURIKey(key, value string) error {
 	return nil
 }
 
-// The setters below take the DSN key and its label: the two are the same
-// for a key, and for a _pragma the key is "_pragma" and the label is
-// "_pragma=" + the PRAGMA's name.
-
-func (p *dsnParser) busyTimeout(key, label, value string) error {
-	if err := p.claim(key, label, "the busy timeout"); err != nil {
-		return err
+// unknownKey is the error for a key with a leading underscore that no
+// driver reads, with the known key closest to it as a suggestion.
+func unknownKey(key, value string) *DSNError {
+	reason := fmt.Sprintf("unknown DSN key %q", key)
+	if s := suggestKey(key); s != "" {
+		reason += fmt.Sprintf(" (did you mean %q?)", s)
 	}
-	d, ok := parseBusyTimeout(value)
-	if !ok {
-		return badValue(key, label, value, wantBusyTimeout)
-	}
-	p.c.BusyTimeout = d
-	return nil
+	return &DSNError{Key: key, Value: value, Reason: reason}
 }
 
-func (p *dsnParser) journalMode(key, label, value string) error {
-	if err := p.claim(key, label, "the journal mode"); err != nil {
-		return err
-	}
-	m, ok := parseJournalMode(value)
-	if !ok {
-		return badValue(key, label, value, wantJournalMode)
-	}
-	p.c.JournalMode = m
-	return nil
-}
-
-func (p *dsnParser) synchronous(key, label, value string) error {
-	if err := p.claim(key, label, "synchronous"); err != nil {
-		return err
-	}
-	s, ok := parseSynchronous(value)
-	if !ok {
-		return badValue(key, label, value, wantSynchronous)
-	}
-	p.c.Synchronous = s
-	return nil
-}
-
-func (p *dsnParser) foreignKeys(key, label, value string) error {
-	if err := p.claim(key, label, "foreign keys"); err != nil {
-		return err
-	}
-	on, ok := parseSQLiteBool(value)
-	if !ok {
-		return badValue(key, label, value, wantSQLiteBool)
-	}
-	p.c.ForeignKeys = ForeignKeysOff
-	if on {
-		p.c.ForeignKeys = ForeignKeysOn
-	}
-	return nil
-}
-
-func (p *dsnParser) autoVacuum(key, label, value string) error {
-	if err := p.claim(key, label, "auto-vacuum"); err != nil {
-		return err
-	}
-	v, ok := parseAutoVacuum(value)
-	if !ok {
-		return badValue(key, label, value, wantAutoVacuum)
-	}
-	p.c.AutoVacuum = v
-	return nil
-}
-
-func (p *dsnParser) queryOnly(key, label, value string) error {
-	if err := p.claim(key, label, "query-only"); err != nil {
-		return err
-	}
-	on, ok := parseSQLiteBool(value)
-	if !ok {
-		return badValue(key, label, value, wantSQLiteBool)
-	}
-	p.c.QueryOnly = on
-	return nil
-}
-
-// goBool sets *field from a value of modernc.org/sqlite's boolean keys,
-// which it reads with strconv.ParseBool; invert is for _dqs, whose field
-// says the opposite of the key.
-func (p *dsnParser) goBool(key, value string, field *bool, invert bool) error {
-	if err := p.claim(key, key, key); err != nil {
-		return err
-	}
-	on, err := strconv.ParseBool(value)
-	if err != nil {
-		return badValue(key, key, value, wantGoBool)
-	}
-	*field = on != invert
-	return nil
-}
-
-func (p *dsnParser) journalSizeLimit(key, label, value string) error {
-	if err := p.claim(key, label, "the journal size limit"); err != nil {
-		return err
-	}
-	n, err := strconv.ParseInt(value, 10, 64)
-	if err != nil || n == 0 || n < -1 {
-		return badValue(key, label, value, wantSizeLimit)
-	}
-	p.c.JournalSizeLimit = n
-	return nil
-}
-
-// slow sets a warning threshold: a duration, or 0/off for none.
-func (p *dsnParser) slow(key, value string, field *time.Duration) error {
-	if err := p.claim(key, key, key); err != nil {
-		return err
-	}
-	if value == "0" || strings.EqualFold(value, "off") {
-		*field = -1
-		return nil
-	}
-	d, ok := parseBusyTimeout(value)
-	if !ok {
-		return badValue(key, key, value, wantSlow)
-	}
-	*field = d
-	return nil
-}
-
-// onOff sets *disable from one of this driver's on/off keys.
-func (p *dsnParser) onOff(key, value string, disable *bool) error {
-	if err := p.claim(key, key, key); err != nil {
-		return err
-	}
-	on, ok := parseSQLiteBool(value)
-	if !ok {
-		return badValue(key, key, value, wantOnOff)
-	}
-	*disable = !on
-	return nil
-}
-
-// pragma applies one _pragma: folded into its field when it sets one the
-// Config has, else appended to Pragmas.
-func (p *dsnParser) pragma(text string) error {
-	pr, err := parsePragma(text)
-	if err != nil {
-		return err
-	}
-	if pr.field == "" {
-		p.c.Pragmas = append(p.c.Pragmas, pr.text)
-		return nil
-	}
-	label := "_pragma=" + pr.field
-	if !pr.hasValue {
-		return &DSNError{Key: "_pragma", Value: text,
-			Reason: fmt.Sprintf("%q needs a value: the driver sets %s itself", label, pr.field)}
-	}
-	switch pr.field {
-	case "busy_timeout":
-		return p.busyTimeout("_pragma", label, pr.value)
-	case "journal_mode":
-		return p.journalMode("_pragma", label, pr.value)
-	case "synchronous":
-		return p.synchronous("_pragma", label, pr.value)
-	case "foreign_keys":
-		return p.foreignKeys("_pragma", label, pr.value)
-	case "auto_vacuum":
-		return p.autoVacuum("_pragma", label, pr.value)
-	case "journal_size_limit":
-		return p.journalSizeLimit("_pragma", label, pr.value)
-	case "query_only":
-		return p.queryOnly("_pragma", label, pr.value)
-	}
-	panic("sqlitesafe: unhandled folded pragma " + pr.field)
-}
-
-// parsedPragma is a _pragma taken apart.
-type parsedPragma struct {
-	text     string // trimmed, as it will be run after "PRAGMA "
-	field    string // the lower-case name when the PRAGMA has a Config field, else ""
-	value    string // trimmed
-	hasValue bool
-}
-
-// foldedPragmas are the PRAGMAs that have a Config field of their own.
-var foldedPragmas = []string{
-	"busy_timeout", "journal_mode", "synchronous", "foreign_keys", "auto_vacuum", "query_only",
-	"journal_size_limit",
-}
-
-// parsePragma checks the text of one _pragma: "name(value)", "name=value"
-// or "name", where name may be qualified by a schema ("main.cache_size"),
-// with no ';' anywhere.
-func parsePragma(text string) (parsedPragma, error) {
-	t := strings.TrimSpace(text)
-	if t == "" || strings.Contains(t, ";") {
-		return parsedPragma{}, badValue("_pragma", "_pragma", text, wantPragma)
-	}
-	pr := parsedPragma{text: t}
-	name := t
-	if i := strings.IndexAny(t, "(="); i >= 0 {
-		name, pr.value, pr.hasValue = strings.TrimSpace(t[:i]), t[i+1:], true
-		if t[i] == '(' {
-			inner, ok := strings.CutSuffix(pr.value, ")")
-			if !ok {
-				return parsedPragma{}, badValue("_pragma", "_pragma", text, wantPragma)
+// suggestKey returns the known key (or alias) with a leading underscore
+// nearest to key by edit distance, ignoring case, or "" when none is near
+// enough to be a likely typo.
+func suggestKey(key string) string {
+	lower := strings.ToLower(key)
+	best, bestDist := "", math.MaxInt
+	for i := range dsnKeys {
+		for _, name := range append([]string{dsnKeys[i].name}, dsnKeys[i].aliases...) {
+			if d := editDistance(lower, name); strings.HasPrefix(name, "_") && d < bestDist {
+				best, bestDist = name, d
 			}
-			pr.value = inner
-		}
-		pr.value = strings.TrimSpace(pr.value)
-		if pr.value == "" {
-			return parsedPragma{}, badValue("_pragma", "_pragma", text, wantPragma)
 		}
 	}
-	schema, bare, qualified := strings.Cut(name, ".")
-	if !qualified {
-		schema, bare = "", name
+	if bestDist > 2 || bestDist*2 >= len(best) {
+		return ""
 	}
-	if !isIdent(bare) || qualified && !isIdent(schema) {
-		return parsedPragma{}, badValue("_pragma", "_pragma", text, wantPragma)
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
 	}
-	if bare = strings.ToLower(bare); schema == "" || strings.EqualFold(schema, "main") {
-		if slices.Contains(foldedPragmas, bare) {
-			pr.field = bare
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
 		}
+		prev, cur = cur, prev
 	}
-	return pr, nil
-}
-
-// isIdent reports whether s is a bare SQL identifier: ASCII letters,
-// digits and '_', not starting with a digit.
-func isIdent(s string) bool {
-	if s == "" || '0' <= s[0] && s[0] <= '9' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// The value parsers. Each reports whether s is a value the key takes.
-
-func parseMode(s string) (Mode, bool) {
-	// SQLite compares mode values case-sensitively.
-	switch m := Mode(s); m {
-	case ModeReadOnly, ModeReadWrite, ModeReadWriteCreate, ModeMemory:
-		return m, true
-	}
-	return "", false
-}
-
-// parseSQLiteBool reads a boolean as SQLite's URI parameters and PRAGMAs
-// take it: 1 0 yes no true false on off, in any case.
-func parseSQLiteBool(s string) (bool, bool) {
-	switch strings.ToLower(s) {
-	case "1", "yes", "true", "on":
-		return true, true
-	case "0", "no", "false", "off":
-		return false, true
-	}
-	return false, false
-}
-
-// parseBusyTimeout reads whole milliseconds (at least 1) or a positive Go
-// duration.
-func parseBusyTimeout(s string) (time.Duration, bool) {
-	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if ms < 1 || ms > math.MaxInt64/int64(time.Millisecond) {
-			return 0, false
-		}
-		return time.Duration(ms) * time.Millisecond, true
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, false
-	}
-	return d, true
-}
-
-func parseJournalMode(s string) (JournalMode, bool) {
-	switch m := JournalMode(strings.ToUpper(s)); m {
-	case JournalDelete, JournalTruncate, JournalPersist, JournalMemory, JournalWAL, JournalOff:
-		return m, true
-	}
-	return "", false
-}
-
-func parseSynchronous(s string) (Synchronous, bool) {
-	switch strings.ToUpper(s) {
-	case "0", "OFF":
-		return SynchronousOff, true
-	case "1", "NORMAL":
-		return SynchronousNormal, true
-	case "2", "FULL":
-		return SynchronousFull, true
-	case "3", "EXTRA":
-		return SynchronousExtra, true
-	}
-	return "", false
-}
-
-func parseTxLock(s string) (TxLock, bool) {
-	switch l := TxLock(strings.ToLower(s)); l {
-	case TxLockDeferred, TxLockImmediate, TxLockExclusive:
-		return l, true
-	}
-	return "", false
-}
-
-func parseAutoVacuum(s string) (AutoVacuum, bool) {
-	switch strings.ToUpper(s) {
-	case "0", "NONE":
-		return AutoVacuumNone, true
-	case "1", "FULL":
-		return AutoVacuumFull, true
-	case "2", "INCREMENTAL":
-		return AutoVacuumIncremental, true
-	}
-	return "", false
-}
-
-// validTimeFormat reports whether modernc.org/sqlite knows s as a
-// _time_format; it compares case-sensitively.
-func validTimeFormat(s string) bool {
-	switch s {
-	case "sqlite", "datetime", "string_no_monotonic":
-		return true
-	}
-	return false
-}
-
-// validTimeIntegerFormat reports whether modernc.org/sqlite knows s as a
-// _time_integer_format; it compares case-sensitively.
-func validTimeIntegerFormat(s string) bool {
-	switch s {
-	case "unix", "unix_milli", "unix_micro", "unix_nano":
-		return true
-	}
-	return false
-}
-
-// checkTimezone returns an error unless modernc.org/sqlite can load the
-// _timezone name.
-func checkTimezone(name string) error {
-	if name == "" {
-		return badValue("_timezone", "_timezone", name, wantTimezone)
-	}
-	if _, err := time.LoadLocation(name); err != nil {
-		e := badValue("_timezone", "_timezone", name, wantTimezone)
-		e.Err = err
-		return e
-	}
-	return nil
+	return prev[len(b)]
 }
 
 // FormatDSN returns a DSN that ParseDSN turns back into c. It writes the
-// path, then only the fields that are not zero, in this order: mode, vfs,
-// immutable, the URIParams sorted by key, then _busy_timeout,
-// _journal_mode, _synchronous, _foreign_keys, _txlock, _auto_vacuum,
-// _query_only, one _pragma for each of Pragmas, _time_format,
-// _time_integer_format, _timezone, _inttotime, _texttotime, _dqs,
-// _defensive, _error_rc, _writer_queue, _group_commit and _max_readers.
-// Keys and values are escaped with url.QueryEscape.
+// path, then only the keys whose fields are not the default, in the order
+// of the key table in the package documentation, with SQLite's other URI
+// parameters (URIParams, sorted by key) after cache. Keys and values are
+// escaped with url.QueryEscape.
 //
 // The path is written as it is unless it holds a '?' or '#' or starts with
 // "file:"; then the DSN is a "file:" URI with '%', '?' and '#' in the path
-// escaped. BusyTimeout is written in milliseconds when it is a whole
-// number of them, else as a Go duration.
+// escaped. Durations are written in milliseconds when they are a whole
+// number of them, else as Go durations.
 func (c *Config) FormatDSN() string {
 	var b strings.Builder
 	if strings.ContainsAny(c.Path, "?#") || strings.HasPrefix(c.Path, "file:") {
@@ -1091,117 +1014,29 @@ func (c *Config) FormatDSN() string {
 		b.WriteString(c.Path)
 	}
 	q := queryWriter{b: &b, escape: url.QueryEscape}
-	if c.Mode != "" {
-		q.add("mode", string(c.Mode))
-	}
-	if c.VFS != "" {
-		q.add("vfs", c.VFS)
-	}
-	if c.Immutable {
-		q.add("immutable", "1")
-	}
-	for _, k := range slices.Sorted(maps.Keys(c.URIParams)) {
-		q.add(k, c.URIParams[k])
-	}
-	if c.BusyTimeout != 0 {
-		q.add("_busy_timeout", formatBusyTimeout(c.BusyTimeout))
-	}
-	if c.JournalMode != "" {
-		q.add("_journal_mode", string(c.JournalMode))
-	}
-	if c.Synchronous != "" {
-		q.add("_synchronous", string(c.Synchronous))
-	}
-	if c.ForeignKeys != "" {
-		q.add("_foreign_keys", string(c.ForeignKeys))
-	}
-	if c.TxLock != "" {
-		q.add("_txlock", string(c.TxLock))
-	}
-	if c.AutoVacuum != "" {
-		q.add("_auto_vacuum", string(c.AutoVacuum))
-	}
-	if c.QueryOnly {
-		q.add("_query_only", "1")
-	}
-	for _, p := range c.Pragmas {
-		q.add("_pragma", p)
-	}
-	c.addModerncKeys(&q)
-	if c.DisableWriterQueue {
-		q.add("_writer_queue", "off")
-	}
-	if c.DisableGroupCommit {
-		q.add("_group_commit", "off")
-	}
-	if c.MaxReaders != 0 {
-		q.add("_max_readers", strconv.Itoa(c.MaxReaders))
-	}
-	if c.DisableProcessQueue {
-		q.add("_process_queue", "off")
-	}
-	if c.AllowNetworkFS {
-		q.add("_network_fs", "allow")
-	}
-	if c.SlowHold != 0 {
-		q.add("_slow_hold", formatSlow(c.SlowHold))
-	}
-	if c.SlowWait != 0 {
-		q.add("_slow_wait", formatSlow(c.SlowWait))
-	}
-	switch {
-	case c.JournalSizeLimit < 0:
-		q.add("_journal_size_limit", "-1")
-	case c.JournalSizeLimit > 0:
-		q.add("_journal_size_limit", strconv.FormatInt(c.JournalSizeLimit, 10))
+	for _, uri := range []bool{true, false} {
+		for i := range dsnKeys {
+			k := &dsnKeys[i]
+			if strings.HasPrefix(k.name, "_") == uri {
+				continue
+			}
+			if k.name == "_pragma" {
+				for _, p := range c.Pragmas {
+					q.add(k.name, p)
+				}
+			} else if v, ok := k.formatValue(c); ok {
+				q.add(k.name, v)
+			}
+		}
+		if uri {
+			for _, k := range slices.Sorted(maps.Keys(c.URIParams)) {
+				if keyIndex[k] == nil {
+					q.add(k, c.URIParams[k])
+				}
+			}
+		}
 	}
 	return b.String()
-}
-
-// addModerncKeys adds the keys that modernc.org/sqlite reads itself, in
-// the order of the Config fields.
-func (c *Config) addModerncKeys(q *queryWriter) {
-	if c.TimeFormat != "" {
-		q.add("_time_format", c.TimeFormat)
-	}
-	if c.TimeIntegerFormat != "" {
-		q.add("_time_integer_format", c.TimeIntegerFormat)
-	}
-	if c.Timezone != "" {
-		q.add("_timezone", c.Timezone)
-	}
-	if c.IntToTime {
-		q.add("_inttotime", "1")
-	}
-	if c.TextToTime {
-		q.add("_texttotime", "1")
-	}
-	if c.DisableDQS {
-		q.add("_dqs", "0")
-	}
-	if c.Defensive {
-		q.add("_defensive", "1")
-	}
-	if c.ErrorRC {
-		q.add("_error_rc", "1")
-	}
-}
-
-// formatSlow writes a warning threshold: "off" when negative.
-func formatSlow(d time.Duration) string {
-	if d < 0 {
-		return "off"
-	}
-	return formatBusyTimeout(d)
-}
-
-// formatBusyTimeout writes d in milliseconds when it is a whole number of
-// them, else as a Go duration.
-func formatBusyTimeout(d time.Duration) string {
-	if d%time.Millisecond == 0 {
-		return strconv.FormatInt(int64(d/time.Millisecond), 10)
-	}
-	return d.String()
 }
 
 // queryWriter appends key=value pairs to b: '?' before the first, '&'
@@ -1265,191 +1100,6 @@ func sqliteEscape(s string) string {
 	return b.String()
 }
 
-// Clone returns a copy of c that shares nothing with it: URIParams and
-// Pragmas are copied too.
-func (c *Config) Clone() *Config {
-	if c == nil {
-		return nil
-	}
-	cc := *c
-	cc.URIParams = maps.Clone(c.URIParams)
-	cc.Pragmas = slices.Clone(c.Pragmas)
-	return &cc
-}
-
-// validate makes the checks ParseDSN makes for a Config built in code: the
-// error names the DSN key of the field at fault.
-func (c *Config) validate() error {
-	if c.Path == "" {
-		return &DSNError{Reason: "empty database path: " + wantPath}
-	}
-	if strings.IndexByte(c.Path, 0) >= 0 {
-		return &DSNError{Reason: "the database path holds a NUL byte"}
-	}
-	if c.Mode != "" {
-		if _, ok := parseMode(string(c.Mode)); !ok {
-			return badValue("mode", "mode", string(c.Mode), wantMode)
-		}
-	}
-	if strings.IndexByte(c.VFS, 0) >= 0 {
-		return badValue("vfs", "vfs", c.VFS, wantVFS)
-	}
-	for _, k := range slices.Sorted(maps.Keys(c.URIParams)) {
-		v := c.URIParams[k]
-		if err := checkURIKey(k, v); err != nil {
-			return err
-		}
-		switch {
-		case k == "" || strings.HasPrefix(k, "_") || strings.IndexByte(k, 0) >= 0:
-			return &DSNError{Key: k, Value: v,
-				Reason: fmt.Sprintf("URIParams key %q is not an SQLite URI parameter", k)}
-		case k == "mode" || k == "vfs" || k == "immutable":
-			return &DSNError{Key: k, Value: v,
-				Reason: fmt.Sprintf("URIParams key %q has a Config field of its own; set that", k)}
-		case k == "cache" && v != "shared" && v != "private":
-			return badValue(k, k, v, wantCache)
-		case strings.IndexByte(v, 0) >= 0:
-			return &DSNError{Key: k, Value: v,
-				Reason: fmt.Sprintf("DSN key %q: a NUL byte in the value", k)}
-		}
-	}
-	if c.BusyTimeout < 0 {
-		return badValue("_busy_timeout", "_busy_timeout", c.BusyTimeout.String(), wantBusyTimeout)
-	}
-	if c.JournalMode != "" {
-		if m, ok := parseJournalMode(string(c.JournalMode)); !ok || m != c.JournalMode {
-			return badValue("_journal_mode", "_journal_mode", string(c.JournalMode), wantJournalMode)
-		}
-	}
-	if c.Synchronous != "" {
-		if s, ok := parseSynchronous(string(c.Synchronous)); !ok || s != c.Synchronous {
-			return badValue("_synchronous", "_synchronous", string(c.Synchronous), wantSynchronous)
-		}
-	}
-	if c.ForeignKeys != "" && c.ForeignKeys != ForeignKeysOn && c.ForeignKeys != ForeignKeysOff {
-		return badValue("_foreign_keys", "_foreign_keys", string(c.ForeignKeys), wantOnOff)
-	}
-	if c.TxLock != "" {
-		if l, ok := parseTxLock(string(c.TxLock)); !ok || l != c.TxLock {
-			return badValue("_txlock", "_txlock", string(c.TxLock), wantTxLock)
-		}
-	}
-	if c.AutoVacuum != "" {
-		if v, ok := parseAutoVacuum(string(c.AutoVacuum)); !ok || v != c.AutoVacuum {
-			return badValue("_auto_vacuum", "_auto_vacuum", string(c.AutoVacuum), wantAutoVacuum)
-		}
-	}
-	for _, text := range c.Pragmas {
-		pr, err := parsePragma(text)
-		if err != nil {
-			return err
-		}
-		if strings.IndexByte(text, 0) >= 0 {
-			return badValue("_pragma", "_pragma", text, wantPragma)
-		}
-		if pr.field != "" {
-			return &DSNError{Key: "_pragma", Value: text,
-				Reason: fmt.Sprintf("_pragma %q sets %s, which has a Config field of its own; set that", text, pr.field)}
-		}
-	}
-	if c.TimeFormat != "" && !validTimeFormat(c.TimeFormat) {
-		return badValue("_time_format", "_time_format", c.TimeFormat, wantTimeFormat)
-	}
-	if c.TimeIntegerFormat != "" && !validTimeIntegerFormat(c.TimeIntegerFormat) {
-		return badValue("_time_integer_format", "_time_integer_format", c.TimeIntegerFormat, wantTimeInt)
-	}
-	if c.Timezone != "" {
-		if err := checkTimezone(c.Timezone); err != nil {
-			return err
-		}
-	}
-	if c.Defensive && c.JournalMode == JournalOff {
-		// Defensive mode makes SQLite ignore journal_mode=OFF without a
-		// word; modernc.org/sqlite rejects the pair for that reason.
-		return &DSNError{Key: "_journal_mode", Value: string(c.JournalMode),
-			Reason: `"_journal_mode" OFF has no effect under "_defensive" (SQLite ignores it); drop one`}
-	}
-	if c.MaxReaders < 0 {
-		return badValue("_max_readers", "_max_readers", strconv.Itoa(c.MaxReaders), wantMaxReaders)
-	}
-	return nil
-}
-
-// slowHold returns SlowHold with the default applied; 0 means no warning.
-func (c *Config) slowHold() time.Duration { return threshold(c.SlowHold, DefaultSlowHold) }
-
-// slowWait returns SlowWait with the default applied; 0 means no warning.
-func (c *Config) slowWait() time.Duration { return threshold(c.SlowWait, DefaultSlowWait) }
-
-func threshold(d, def time.Duration) time.Duration {
-	switch {
-	case d == 0:
-		return def
-	case d < 0:
-		return 0
-	}
-	return d
-}
-
-// journalSizeLimit returns the value for PRAGMA journal_size_limit.
-func (c *Config) journalSizeLimit() int64 {
-	switch {
-	case c.JournalSizeLimit == 0:
-		return DefaultJournalSizeLimit
-	case c.JournalSizeLimit < 0:
-		return -1
-	}
-	return c.JournalSizeLimit
-}
-
-// logger returns the Logger for warnings.
-func (c *Config) logger() *slog.Logger {
-	if c.Logger != nil {
-		return c.Logger
-	}
-	return slog.Default()
-}
-
-// readOnly reports whether every connection to the database is read-only.
-func (c *Config) readOnly() bool { return c.Mode == ModeReadOnly || c.Immutable }
-
-// inMemory reports whether the database lives in memory, not in a file.
-func (c *Config) inMemory() bool {
-	return c.Path == ":memory:" || c.Mode == ModeMemory || c.VFS == "memdb"
-}
-
-// busyTimeout returns BusyTimeout, or DefaultBusyTimeout for zero.
-func (c *Config) busyTimeout() time.Duration {
-	if c.BusyTimeout == 0 {
-		return DefaultBusyTimeout
-	}
-	return c.BusyTimeout
-}
-
-// journalMode returns JournalMode, or JournalWAL for zero.
-func (c *Config) journalMode() JournalMode {
-	if c.JournalMode == "" {
-		return JournalWAL
-	}
-	return c.JournalMode
-}
-
-// synchronous returns Synchronous, or SynchronousNormal for zero.
-func (c *Config) synchronous() Synchronous {
-	if c.Synchronous == "" {
-		return SynchronousNormal
-	}
-	return c.Synchronous
-}
-
-// txLock returns TxLock, or TxLockImmediate for zero.
-func (c *Config) txLock() TxLock {
-	if c.TxLock == "" {
-		return TxLockImmediate
-	}
-	return c.TxLock
-}
-
 // sqliteURI returns the name to open with modernc.org/sqlite: a "file:"
 // URI holding the path, SQLite's URI parameters and the keys
 // modernc.org/sqlite reads itself, and always _txlock. It leaves out the
@@ -1486,7 +1136,130 @@ func (c *Config) sqliteURI(readOnly bool) string {
 	for _, k := range slices.Sorted(maps.Keys(params)) {
 		q.add(k, params[k])
 	}
-	c.addModerncKeys(&q)
+	for i := range dsnKeys {
+		if k := &dsnKeys[i]; k.modernc {
+			if v, ok := k.formatValue(c); ok {
+				q.add(k.name, v)
+			}
+		}
+	}
 	q.add("_txlock", string(c.txLock()))
 	return b.String()
+}
+
+// validate makes the checks ParseDSN makes for a Config built in code: the
+// error names the DSN key of the field at fault. A field is valid when
+// parsing the value FormatDSN writes for it gives the field back, so that
+// every valid Config survives FormatDSN and ParseDSN.
+func (c *Config) validate() error {
+	if strings.IndexByte(c.Path, 0) >= 0 {
+		return &DSNError{Reason: "the database path holds a NUL byte"}
+	}
+	for i := range dsnKeys {
+		k := &dsnKeys[i]
+		v, ok := k.formatValue(c)
+		if !ok {
+			continue
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return badValue(k.name, k.name, v, k.values)
+		}
+		var back Config
+		if err := k.parseValue(&back, v); err != nil {
+			return k.fail(k.name, k.name, v, err)
+		}
+		if w, _ := k.formatValue(&back); w != v {
+			return badValue(k.name, k.name, v, k.values)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.URIParams)) {
+		v := c.URIParams[k]
+		if err := checkURIKey(k, v); err != nil {
+			return err
+		}
+		switch {
+		case k == "" || strings.HasPrefix(k, "_") || strings.IndexByte(k, 0) >= 0:
+			return &DSNError{Key: k, Value: v,
+				Reason: fmt.Sprintf("URIParams key %q is not an SQLite URI parameter", k)}
+		case k != "cache" && keyIndex[k] != nil:
+			return &DSNError{Key: k, Value: v,
+				Reason: fmt.Sprintf("URIParams key %q has a Config field of its own; set that", k)}
+		case strings.IndexByte(v, 0) >= 0:
+			return &DSNError{Key: k, Value: v,
+				Reason: fmt.Sprintf("DSN key %q: a NUL byte in the value", k)}
+		}
+	}
+	for _, text := range c.Pragmas {
+		if err := c.checkPragma(text); err != nil {
+			return err
+		}
+	}
+	if c.Defensive && c.JournalMode == JournalOff {
+		// Defensive mode makes SQLite ignore journal_mode=OFF without a
+		// word; modernc.org/sqlite rejects the pair for that reason.
+		return &DSNError{Key: "_journal_mode", Value: string(c.JournalMode),
+			Reason: `"_journal_mode" OFF has no effect under "_defensive" (SQLite ignores it); drop one`}
+	}
+	if c.Defensive && c.WritableSchema {
+		return &DSNError{Key: "_writable_schema", Value: "1",
+			Reason: `"_writable_schema" has no effect under "_defensive" (SQLite ignores it); drop one`}
+	}
+	return nil
+}
+
+// checkPragma checks one of c.Pragmas: one PRAGMA, not one that a key
+// folds (that key's field is the place), not one that a key refuses, and
+// not one that sets what a field of c sets.
+func (c *Config) checkPragma(text string) error {
+	pr, err := parsePragma(text)
+	if err != nil {
+		return err
+	}
+	k := pr.key()
+	switch {
+	case k == nil:
+		return nil
+	case k.folded:
+		return &DSNError{Key: "_pragma", Value: text,
+			Reason: fmt.Sprintf("_pragma %q sets %s, which has a Config field of its own; set that", text, pr.name)}
+	}
+	label := "_pragma=" + pr.name
+	if pr.hasValue {
+		if err := k.parseValue(new(Config), pr.value); err != nil {
+			if _, ok := errors.AsType[*refusal](err); ok {
+				return k.fail("_pragma", label, pr.value, err)
+			}
+		}
+	}
+	if k.formats() {
+		if _, ok := k.formatValue(c); ok {
+			return &DSNError{Key: "_pragma", Value: text,
+				Reason: fmt.Sprintf("DSN keys %q and %q both set %s; give one", k.name, label, k.setting())}
+		}
+	}
+	return nil
+}
+
+// connSetting is a PRAGMA the driver sets on every connection it opens.
+type connSetting struct {
+	pragma, value string
+	readBack      string // what the PRAGMA reads after it is set; "" when it cannot be read
+}
+
+// connSettings returns the PRAGMAs of the keys in the table that set a
+// connection setting (cache_size, recursive_triggers, ...), in table order.
+// The connection setup runs them after busy_timeout and auto_vacuum and
+// before the Pragmas, and reads each back.
+func (c *Config) connSettings() []connSetting {
+	var s []connSetting
+	for i := range dsnKeys {
+		k := &dsnKeys[i]
+		if k.apply == nil {
+			continue
+		}
+		if v, back := k.apply(c); v != "" {
+			s = append(s, connSetting{pragma: k.pragma, value: v, readBack: back})
+		}
+	}
+	return s
 }

@@ -3,12 +3,15 @@ package sqlitesafe
 import (
 	"database/sql"
 	"errors"
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	_ "modernc.org/sqlite"
 )
 
@@ -156,10 +159,9 @@ func TestConfigValidate(t *testing.T) {
 		c   *Config
 		key string
 	}{
-		{&Config{}, ""},                           // no path
-		{&Config{Path: "a\x00b"}, ""},             // SQLite would see "a"
-		{&Config{Path: "a", Mode: "RO"}, "mode"},  // SQLite is case-sensitive
-		{&Config{Path: "a", VFS: "x\x00"}, "vfs"}, // NUL
+		{&Config{Path: "a\x00b"}, ""},                                                        // SQLite would see "a"
+		{&Config{Path: "a", Mode: "RO"}, "mode"},                                             // SQLite is case-sensitive
+		{&Config{Path: "a", VFS: "x\x00"}, "vfs"},                                            // NUL
 		{&Config{Path: "a", URIParams: map[string]string{"_txlock": "deferred"}}, "_txlock"}, // not an SQLite key
 		{&Config{Path: "a", URIParams: map[string]string{"mode": "ro"}}, "mode"},             // has a field
 		{&Config{Path: "a", URIParams: map[string]string{"immutable": "1"}}, "immutable"},    // has a field
@@ -240,13 +242,133 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
-// TestDSNUnderscoreKeys checks that the keys suggestKey offers are the keys
-// the switch in (*dsnParser).set knows.
-func TestDSNUnderscoreKeys(t *testing.T) {
-	for _, k := range underscoreKeys {
-		_, err := ParseDSN("a?" + k + "=%3F")
-		if err == nil || strings.Contains(err.Error(), "unknown DSN key") {
-			t.Errorf("ParseDSN with %s=?: %v, want an invalid value error", k, err)
+var update = flag.Bool("update", false, "rewrite the DSN key table in README.md and the key list in driver.go from dsnKeys")
+
+// The README's key table lies between these lines.
+const (
+	readmeBegin = "<!-- The DSN key table is generated from dsnKeys in dsn.go: go test -run TestDSNKeyDocs -update -->\n"
+	readmeEnd   = "<!-- end of the DSN key table -->\n"
+	docBegin    = "// The keys, and the values each takes (the README has a line on each):\n//\n"
+)
+
+// keyTable is the README's key table, from dsnKeys.
+func keyTable() string {
+	var b strings.Builder
+	b.WriteString("| key | values | default | meaning |\n|---|---|---|---|\n")
+	for _, k := range dsnKeys {
+		names := "`" + strings.Join(append([]string{k.name}, k.aliases...), "`, `") + "`"
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", names, k.values, k.def, k.doc)
+	}
+	b.WriteString("| `nolock`, `psow`, `modeof`, other keys without `_` | | | SQLite's URI parameters, passed on as they are. |\n")
+	b.WriteString("\nAn empty path (`\"\"`, or `?_fk=1`) opens a private temporary database for the handle, gone when it closes: " +
+		"SQLite's `\"\"` gives each connection a database of its own, which a pool of connections cannot share, " +
+		"so it is served as `:memory:` is, by one connection.\n")
+	return b.String()
+}
+
+// keyList is the package doc's key list, from dsnKeys.
+func keyList() string {
+	var b strings.Builder
+	for _, k := range dsnKeys {
+		fmt.Fprintf(&b, "//\t%-30s %s\n", strings.Join(append([]string{k.name}, k.aliases...), ", "), k.values)
+	}
+	return b.String()
+}
+
+// TestDSNKeyDocs checks that the README's key table and the package doc's
+// key list are the ones dsnKeys gives; -update rewrites them.
+func TestDSNKeyDocs(t *testing.T) {
+	for _, f := range []struct {
+		file, begin, end, want string
+	}{
+		{"README.md", readmeBegin, readmeEnd, "\n" + keyTable() + "\n"},
+		{"driver.go", docBegin, "//\n", keyList()},
+	} {
+		data, err := os.ReadFile(f.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(data)
+		_, rest, ok := strings.Cut(text, f.begin)
+		got, _, ok2 := strings.Cut(rest, f.end)
+		if !ok || !ok2 {
+			t.Fatalf("%s: no %q ... %q section", f.file, f.begin, f.end)
+		}
+		if got == f.want {
+			continue
+		}
+		if *update {
+			head := text[:strings.Index(text, f.begin)+len(f.begin)]
+			if err := os.WriteFile(f.file, []byte(head+f.want+rest[len(got):]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Errorf("%s: the DSN keys differ from dsnKeys; run go test -run TestDSNKeyDocs -update\n got:\n%s\nwant:\n%s", f.file, got, f.want)
+	}
+}
+
+// TestDSNKeyTable checks the table itself: every key has a doc and its
+// values, a key that formats parses what it formats, and a folded PRAGMA
+// key has a field.
+func TestDSNKeyTable(t *testing.T) {
+	for _, k := range dsnKeys {
+		if k.doc == "" || k.values == "" || k.parse == nil && k.flag == nil && k.name != "_pragma" {
+			t.Errorf("%s: missing doc, values or parse", k.name)
+		}
+		if k.folded && !k.formats() {
+			t.Errorf("%s: folded from _pragma but without a field", k.name)
+		}
+		if (k.apply != nil) != (k.pragma != "" && !k.folded && k.formats()) {
+			t.Errorf("%s: a connection setting must have apply, and only it", k.name)
+		}
+		if k.flag != nil && (k.parse != nil || k.format != nil || k.values != valSQLiteBool && k.values != valGoBool && k.values != valOnOff) {
+			t.Errorf("%s: a flag key takes boolean values, without parse or format", k.name)
+		}
+		if k.modernc && !k.formats() {
+			t.Errorf("%s: passed to modernc.org/sqlite but never written", k.name)
 		}
 	}
+}
+
+// FuzzConfigRoundTrip checks that every Config that validates survives
+// FormatDSN then ParseDSN exactly, for the fields whose values have more
+// than one spelling or none in a DSN.
+func FuzzConfigRoundTrip(f *testing.F) {
+	f.Add("a", int64(0), int64(-5), int64(-5e9), int64(0), "WAL", "off", "UTC", "cache_size(1)", "shared", true)
+	f.Add("", int64(1500), int64(1), int64(-1), int64(-2000), "wal", "FAST", "Local", "locking_mode(EXCLUSIVE)", "x", false)
+	f.Add("/a b?#%", int64(-1), int64(0), int64(0), int64(1), "", "", "", "", "", true)
+	f.Fuzz(func(t *testing.T, path string, busy, sizeLimit, slowHold, cacheSize int64,
+		journal, secureDelete, tz, pragma, cache string, on bool) {
+		c := &Config{
+			Path:              path,
+			BusyTimeout:       time.Duration(busy),
+			JournalSizeLimit:  sizeLimit,
+			SlowHold:          time.Duration(slowHold),
+			SlowWait:          -time.Duration(slowHold),
+			CacheSize:         cacheSize,
+			JournalMode:       JournalMode(journal),
+			SecureDelete:      SecureDelete(secureDelete),
+			Timezone:          tz,
+			RecursiveTriggers: on,
+			DisableDQS:        on,
+		}
+		if pragma != "" {
+			c.Pragmas = []string{pragma}
+		}
+		if cache != "" {
+			c.URIParams = map[string]string{"cache": cache}
+		}
+		if c.validate() != nil {
+			return
+		}
+		dsn := c.FormatDSN()
+		back, err := ParseDSN(dsn)
+		if err != nil {
+			t.Fatalf("ParseDSN(%q) of a valid Config: %v", dsn, err)
+		}
+		if diff := cmp.Diff(c, back); diff != "" {
+			t.Fatalf("ParseDSN(%q) mismatch (-config +parsed):\n%s", dsn, diff)
+		}
+	})
 }

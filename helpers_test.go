@@ -24,4 +24,7 @@ var (
 	counterSchema = dbtest.CounterSchema
 )
 
-type queryer = dbtest.Queryer
+type (
+	execer  = dbtest.Execer
+	queryer = dbtest.Queryer
+)
