@@ -219,15 +219,19 @@ func (k *checkpointer) shutdown() {
 	k.mu.Unlock()
 }
 
-// run is the background goroutine: a PASSIVE checkpoint whenever writes
-// have come since the last, at an interval that adapts so that each copies
-// about targetFrames frames; a reset when the -wal passes its limit.
+// run is the background goroutine. While writes come, it looks at the
+// -wal's size every 10 ms (a commit of one row writes a whole page or two, so
+// the -wal can grow by 100 MB/s) and resets it past its limit; and it
+// checkpoints PASSIVE at an interval that adapts so that each copies about
+// targetFrames frames. Idle, it looks every 100 ms.
 func (k *checkpointer) run(stop, done chan struct{}) {
 	defer close(done)
-	interval := 50 * time.Millisecond
-	timer := time.NewTimer(interval)
+	const busyTick, idleTick = 10 * time.Millisecond, 100 * time.Millisecond
+	passiveEvery := 50 * time.Millisecond
+	timer := time.NewTimer(idleTick)
 	defer timer.Stop()
-	var writes int64
+	var writes, passiveWrites int64
+	var lastPassive time.Time
 	var prev CheckpointResult
 	for {
 		select {
@@ -235,27 +239,32 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 			return
 		case <-timer.C:
 		}
-		if w := k.f.queue.stats.writes.Load(); w != writes {
-			writes = w
-			r, err := k.checkpoint(context.Background(), CheckpointPassive)
-			if err == nil && r.Log >= 0 {
+		w := k.f.queue.stats.writes.Load()
+		if w == writes {
+			timer.Reset(idleTick)
+			continue
+		}
+		writes = w
+		if limit := k.limit.Load(); limit > 0 && walSize(k.f.key) > limit {
+			k.checkpoint(context.Background(), CheckpointTruncate)
+			prev, lastPassive, passiveWrites = CheckpointResult{}, time.Now(), w
+		} else if w != passiveWrites && time.Since(lastPassive) >= passiveEvery {
+			passiveWrites, lastPassive = w, time.Now()
+			if r, err := k.checkpoint(context.Background(), CheckpointPassive); err == nil && r.Log >= 0 {
 				copied := r.Checkpointed
 				if r.Log >= prev.Log {
 					copied -= prev.Checkpointed
 				}
 				switch {
 				case copied > 2*targetFrames:
-					interval = max(interval/2, 5*time.Millisecond)
+					passiveEvery = max(passiveEvery/2, busyTick)
 				case copied < targetFrames/2:
-					interval = min(interval*2, 250*time.Millisecond)
+					passiveEvery = min(passiveEvery*2, time.Second)
 				}
 				prev = r
 			}
-			if limit := k.limit.Load(); limit > 0 && walSize(k.f.key) > limit {
-				k.checkpoint(context.Background(), CheckpointTruncate)
-			}
 		}
-		timer.Reset(interval)
+		timer.Reset(busyTick)
 	}
 }
 

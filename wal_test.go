@@ -106,9 +106,9 @@ func TestWALBoundedUnderOverlappingReads(t *testing.T) {
 	inserts, reads, errs, maxWAL := overlappingReads(t, db, path, func(_ int64, elapsed time.Duration) bool { return elapsed > d })
 	noErrors(t, "overlapping reads beside a writer", errs)
 	st := mustStats(t, db)
-	t.Logf("%s: %d inserts (%.0f MiB), %d reads; largest -wal %.1f MiB (bound %d MiB); %d checkpoints (%d busy), %d resets holding reads back, longest %s; %d reads held back, longest %s",
+	t.Logf("%s: %d inserts (%.0f MiB), %d reads; largest -wal %.1f MiB (bound %d MiB); %d checkpoints (%d busy, longest %s), %d resets holding reads back, longest %s; %d reads held back, longest %s",
 		d, inserts, float64(inserts)/1024, reads, float64(maxWAL)/(1<<20), walBound>>20,
-		st.Checkpoints, st.BusyCheckpoints, st.ReadHoldBacks, st.ReadHoldBackMax, st.HeldReads, st.HeldReadMax)
+		st.Checkpoints, st.BusyCheckpoints, st.CheckpointMax, st.ReadHoldBacks, st.ReadHoldBackMax, st.HeldReads, st.HeldReadMax)
 	if maxWAL > walBound {
 		t.Errorf("the -wal reached %d bytes, past its bound of %d", maxWAL, walBound)
 	}

@@ -1,0 +1,199 @@
+package sqlitesafe_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sqlitesafe/sqlitesafe"
+)
+
+// soak is how long TestSoak runs; 0 (the default) skips it. CI does not run
+// it; BENCHMARKS.md gives the figures of a 10-minute run:
+//
+//	go test -run TestSoak -soak 10m -v .
+var soak = flag.Duration("soak", 0, "run TestSoak for this long")
+
+// TestSoak is sustained production load: point reads and read transactions,
+// read-modify-write transactions, inserts, TRUNCATE checkpoints and online
+// backups, all at once, for -soak. Every operation must succeed, the counts
+// must be exact, the Go heap and the goroutines must stay flat, and the -wal
+// must stay within its bound.
+func TestSoak(t *testing.T) {
+	if *soak == 0 {
+		t.Skip("run with -soak 10m")
+	}
+	watchdog(t, *soak+5*time.Minute)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.db")
+	db := openSafe(t, path)
+	mustExec(t, db, counterSchema...)
+	mustExec(t, db, "CREATE TABLE ev(id INTEGER PRIMARY KEY, g INTEGER NOT NULL, v BLOB NOT NULL)")
+
+	var (
+		done                            atomic.Bool
+		reads, readTxs, rmws, inserts   atomic.Int64
+		checkpoints, busyCkpts, backups atomic.Int64
+		errMu                           sync.Mutex
+		errs                            []error
+		maxWAL                          atomic.Int64
+		wg                              sync.WaitGroup
+	)
+	fail := func(what string, err error) {
+		errMu.Lock()
+		if len(errs) < 20 {
+			errs = append(errs, errors.New(what+": "+err.Error()))
+		}
+		errMu.Unlock()
+	}
+	spawn := func(n int, f func(g int, rng *rand.Rand)) {
+		for g := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(g), 7))
+				for !done.Load() {
+					f(g, rng)
+				}
+			}()
+		}
+	}
+	ctx := context.Background()
+	spawn(4, func(g int, rng *rand.Rand) { // point reads
+		var id sql.NullInt64
+		if err := db.QueryRowContext(ctx, "SELECT max(id) FROM ev WHERE g = ?", rng.IntN(8)).Scan(&id); err != nil {
+			fail("read", err)
+			return
+		}
+		reads.Add(1)
+	})
+	spawn(2, func(g int, rng *rand.Rand) { // read transactions of 20-50 ms
+		tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			fail("read tx", err)
+			return
+		}
+		var n int64
+		err = tx.QueryRow("SELECT n FROM counter WHERE id = 1").Scan(&n)
+		time.Sleep(time.Duration(20+rng.IntN(30)) * time.Millisecond)
+		tx.Rollback()
+		if err != nil {
+			fail("read tx", err)
+			return
+		}
+		readTxs.Add(1)
+	})
+	spawn(8, func(g int, rng *rand.Rand) { // read-modify-write
+		if err := rmw(ctx, db, 0); err != nil {
+			fail("rmw", err)
+			return
+		}
+		rmws.Add(1)
+	})
+	spawn(8, func(g int, rng *rand.Rand) { // inserts of 200 bytes to 2 KiB
+		if _, err := db.ExecContext(ctx, "INSERT INTO ev(g, v) VALUES (?, randomblob(?))", g, 200+rng.IntN(1848)); err != nil {
+			fail("insert", err)
+			return
+		}
+		inserts.Add(1)
+	})
+	stop := make(chan struct{})
+	pause := func(d time.Duration) bool {
+		select {
+		case <-stop:
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+	spawn(1, func(int, *rand.Rand) { // a TRUNCATE checkpoint every 5 s
+		if !pause(5 * time.Second) {
+			return
+		}
+		r, err := sqlitesafe.Checkpoint(ctx, db, sqlitesafe.CheckpointTruncate)
+		if err != nil {
+			fail("checkpoint", err)
+			return
+		}
+		checkpoints.Add(1)
+		if r.Busy {
+			busyCkpts.Add(1)
+		}
+	})
+	spawn(1, func(int, *rand.Rand) { // a backup every 2 minutes
+		if !pause(2 * time.Minute) {
+			return
+		}
+		dst := filepath.Join(dir, "backup.db")
+		if err := sqlitesafe.Backup(ctx, db, dst); err != nil {
+			fail("backup", err)
+			return
+		}
+		os.Remove(dst)
+		backups.Add(1)
+	})
+
+	type sample struct {
+		heap       uint64
+		goroutines int
+	}
+	var samples []sample
+	start := time.Now()
+	for time.Since(start) < *soak {
+		time.Sleep(100 * time.Millisecond)
+		if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > maxWAL.Load() {
+			maxWAL.Store(fi.Size())
+		}
+		if len(samples) < int(time.Since(start)/(10*time.Second)) {
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			samples = append(samples, sample{m.HeapInuse, runtime.NumGoroutine()})
+		}
+		errMu.Lock()
+		failed := len(errs) > 0
+		errMu.Unlock()
+		if failed {
+			break
+		}
+	}
+	done.Store(true)
+	close(stop)
+	wg.Wait()
+	for _, err := range errs {
+		t.Error(err)
+	}
+	st := mustStats(t, db)
+	t.Logf("%s: %d point reads, %d read transactions, %d RMW, %d inserts, %d TRUNCATE checkpoints (%d busy), %d backups",
+		time.Since(start).Round(time.Second), reads.Load(), readTxs.Load(), rmws.Load(), inserts.Load(), checkpoints.Load(), busyCkpts.Load(), backups.Load())
+	t.Logf("largest -wal %.1f MiB; %d driver checkpoints (%d busy), %d resets holding reads back (longest %s), %d reads held (longest %s); writers' longest wait %s",
+		float64(maxWAL.Load())/(1<<20), st.Checkpoints, st.BusyCheckpoints, st.ReadHoldBacks, st.ReadHoldBackMax, st.HeldReads, st.HeldReadMax, st.WaitMax)
+	if n := queryInt(t, db, "SELECT n FROM counter WHERE id = 1"); n != rmws.Load() {
+		t.Errorf("counter %d, %d read-modify-writes committed", n, rmws.Load())
+	}
+	if n := queryInt(t, db, "SELECT count(*) FROM ev"); n != inserts.Load() {
+		t.Errorf("%d rows, %d inserts succeeded", n, inserts.Load())
+	}
+	if m := maxWAL.Load(); m > walBound {
+		t.Errorf("the -wal reached %d bytes, past %d", m, walBound)
+	}
+	if len(samples) >= 6 {
+		warm, last := samples[2], samples[len(samples)-1]
+		t.Logf("heap in use %d KiB after warm-up, %d KiB at the end; goroutines %d, %d", warm.heap>>10, last.heap>>10, warm.goroutines, last.goroutines)
+		if last.heap > warm.heap*3/2+4<<20 {
+			t.Errorf("the heap grew from %d to %d bytes", warm.heap, last.heap)
+		}
+		if last.goroutines > warm.goroutines+4 {
+			t.Errorf("goroutines grew from %d to %d", warm.goroutines, last.goroutines)
+		}
+	}
+}
