@@ -7,9 +7,12 @@ import (
 	"errors"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sqlitesafe/sqlitesafe/internal/proclocks"
 )
 
 // Two procLocks on one file stand for two processes: flock locks belong to
@@ -115,16 +118,31 @@ func TestQueueTakesProcLock(t *testing.T) {
 	other.release()
 }
 
-func TestLockHolders(t *testing.T) {
-	locks := `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF
+func TestFlockHolders(t *testing.T) {
+	text := `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF
 1: -> FLOCK  ADVISORY  WRITE 4343 fd:01:1234 0 EOF
 2: POSIX  ADVISORY  READ 77 fd:01:999 128 128
 3: FLOCK  ADVISORY  WRITE 88 08:02:1234 0 EOF
 4: OFDLCK ADVISORY  READ  -1 fd:01:1234 0 0
+5: FLOCK  ADVISORY  WRITE 4545 1000:100:1234 0 EOF
+6: FLOCK  ADVISORY  WRITE 99 fd:01:1234 0 EOF
 `
+	locks, err := proclocks.Parse(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("device numbers are Linux's")
+	}
 	dev := uint64(0xfd<<8 | 0x01)
-	if got := lockHolders(locks, dev, 1234); len(got) != 1 || got[0] != 4242 {
-		t.Errorf("holders = %v, want [4242] (not the blocked waiter 4343, not the other device's 88, not a waiting flag)", got)
+	if got := flockHolders(locks, dev, 1234, 99); !slices.Equal(got, []int{4242}) {
+		t.Errorf("holders = %v, want [4242] (not the blocked waiter 4343, not the other device's 88, "+
+			"not a waiting flag, not this process, 99)", got)
+	}
+	// A device with a major past 4095 and a minor past 255 (glibc's
+	// encoding: major 0x1000, minor 0x100).
+	if got := flockHolders(locks, 0x1000_0010_0000, 1234, 99); !slices.Equal(got, []int{4545}) {
+		t.Errorf("holders on device 4096:256 = %v, want [4545]", got)
 	}
 }
 

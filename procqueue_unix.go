@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sqlitesafe/sqlitesafe/internal/proclocks"
 )
 
 // procLock is the writer queue across processes: an exclusive flock on a side
@@ -236,41 +236,21 @@ func (l *procLock) holders() []int {
 	if err := syscall.Fstat(int(l.f.Fd()), &st); err != nil {
 		return nil
 	}
-	data, err := os.ReadFile("/proc/locks")
+	locks, err := proclocks.Read()
 	if err != nil {
 		return nil
 	}
-	return lockHolders(string(data), uint64(st.Dev), st.Ino)
+	return flockHolders(locks, uint64(st.Dev), st.Ino, os.Getpid())
 }
 
-// lockHolders parses /proc/locks for the granted locks on the file with the
-// given device and inode, and returns their process IDs.
-func lockHolders(locks string, dev, ino uint64) []int {
-	major := (dev>>8)&0xfff | (dev>>32)&^0xfff
-	minor := dev&0xff | (dev>>12)&^0xff
+// flockHolders returns the processes other than self holding a granted
+// flock on the file with device dev and inode ino. Only those hold the
+// queue: not a blocked waiter, not the waiting flags (OFD locks).
+func flockHolders(locks []proclocks.Lock, dev, ino uint64, self int) []int {
 	var pids []int
-	for _, line := range strings.Split(locks, "\n") {
-		f := strings.Fields(line)
-		// "1: FLOCK ADVISORY WRITE 1234 fd:01:5678 0 EOF"; a blocked
-		// waiter has "->" after the number.
-		if len(f) < 8 || f[1] != "FLOCK" {
-			// Only granted flocks hold the queue: not a blocked
-			// waiter ("->"), not the waiting flags (OFD locks).
-			continue
-		}
-		id := strings.Split(f[5], ":")
-		if len(id) != 3 {
-			continue
-		}
-		ma, err1 := strconv.ParseUint(id[0], 16, 32)
-		mi, err2 := strconv.ParseUint(id[1], 16, 32)
-		in, err3 := strconv.ParseUint(id[2], 10, 64)
-		pid, err4 := strconv.Atoi(f[4])
-		if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
-			continue
-		}
-		if ma == major && mi == minor && in == ino && pid > 0 && pid != os.Getpid() {
-			pids = append(pids, pid)
+	for _, k := range locks {
+		if k.Kind == "FLOCK" && !k.Waiting && k.PID > 0 && k.PID != self && k.On(dev, ino) {
+			pids = append(pids, k.PID)
 		}
 	}
 	return pids

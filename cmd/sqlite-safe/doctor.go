@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/sqlitesafe/sqlitesafe/internal/fsinfo"
+	"github.com/sqlitesafe/sqlitesafe/internal/safefile"
+	"github.com/sqlitesafe/sqlitesafe/internal/sqliteuri"
 )
 
 // The doctor is read-only: it reads the headers of the database, -wal and
@@ -30,10 +32,12 @@ import (
 // database to WAL). It skips that open where even a read-only open would
 // change the files (a hot journal, a -wal without its -shm).
 //
-// Run in a process that has the database open through SQLite, the doctor's
-// reading of the header releases that process's POSIX locks on the file
-// (closing any descriptor of a file does); as a command it runs in a
-// process of its own.
+// Run inside a process that has the database open through SQLite, the
+// doctor leaves that process's locks alone: it reads the headers through a
+// descriptor the process already has open on the file, where there is one
+// (closing another descriptor would release every POSIX lock the process
+// holds on the file), and its own SQLite connection closes through SQLite's
+// VFS, which keeps the file open while the process holds locks on it.
 
 // statFS describes the file system holding a path; tests replace it.
 var statFS = fsinfo.Stat
@@ -437,20 +441,10 @@ func (r *report) command(pid int) string {
 	return ""
 }
 
-// readPrefix reads up to n bytes from the start of path.
-func readPrefix(path string, n int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b := make([]byte, n)
-	k, err := io.ReadFull(f, b)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return b[:k], nil
-}
+// readPrefix reads up to n bytes from the start of path, without closing a
+// descriptor of a file this process has open (which would drop its locks
+// on the file: the doctor may run inside a program using the database).
+func readPrefix(path string, n int) ([]byte, error) { return safefile.Prefix(path, n) }
 
 // dbHeader is what the doctor reads of the database header (the first 100
 // bytes; see https://sqlite.org/fileformat.html).
@@ -1248,7 +1242,7 @@ func checkIntegrity(r *report, h *dbHeader, integrity bool) {
 		// without a -wal, the database file is complete by itself.
 		immutable = true
 	}
-	dsn := "file:" + uriPath(r.File) + "?mode=ro&_pragma=busy_timeout(3000)"
+	dsn := sqliteuri.FromPath(r.File) + "?mode=ro&_pragma=busy_timeout(3000)"
 	if immutable {
 		dsn += "&immutable=1"
 	}
@@ -1309,21 +1303,6 @@ func runCheck(dsn, pragma string) ([]string, error) {
 		return nil, err
 	}
 	return lines, nil
-}
-
-// uriPath escapes an absolute path for a "file:" URI: '%', '?' and '#'
-// would otherwise end or change it.
-func uriPath(p string) string {
-	var b strings.Builder
-	for i := 0; i < len(p); i++ {
-		switch c := p[i]; c {
-		case '%', '?', '#':
-			fmt.Fprintf(&b, "%%%02X", c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
 }
 
 // shellQuote quotes s for a POSIX shell if it needs it.
