@@ -5,10 +5,13 @@ package sqlitesafe
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,13 +23,7 @@ import (
 func twoProcLocks(t *testing.T) (a, b *procLock) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "app.db")
-	var err error
-	if a, err = openProcLock(path); err != nil {
-		t.Fatal(err)
-	}
-	if b, err = openProcLock(path); err != nil {
-		t.Fatal(err)
-	}
+	a, b = newProcLock(path, "app.db", nil), newProcLock(path, "app.db", nil)
 	t.Cleanup(func() { a.close(); b.close() })
 	return a, b
 }
@@ -197,4 +194,73 @@ func TestProcLockYieldsToWaiters(t *testing.T) {
 	if yield(2 * fairSlice) {
 		t.Error("a yields after b stopped waiting")
 	}
+}
+
+func TestLockModeFor(t *testing.T) {
+	for _, tc := range []struct{ db, want fs.FileMode }{
+		{0o600, 0o600},
+		{0o644, 0o600}, // readers of the database get nothing
+		{0o664, 0o660},
+		{0o666, 0o666},
+		{0o620, 0o660},
+		{0o602, 0o606},
+		{0o444, 0o000},
+		{0o755, 0o600},
+	} {
+		if got := lockModeFor(tc.db); got != tc.want {
+			t.Errorf("lockModeFor(%s) = %s, want %s", tc.db, got, tc.want)
+		}
+	}
+}
+
+// The lock file gets the database's owner, group and write classes, whatever
+// the umask; a lock file left more open (by an older version) is narrowed.
+func TestLockFileFollowsDatabase(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to give the files another owner")
+	}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "app.db")
+	if err := os.WriteFile(db, nil, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(db, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(db, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, f *os.File) {
+		t.Helper()
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode().Perm() != 0o660 || st.Uid != 65534 || st.Gid != 65534 {
+			t.Errorf("%s: the lock file is %s %d:%d, want -rw-rw---- 65534:65534 as the database", what, fi.Mode().Perm(), st.Uid, st.Gid)
+		}
+	}
+	old := syscall.Umask(0o077)
+	f, wider, err := openLockFile(db, db+procLockSuffix)
+	syscall.Umask(old)
+	if err != nil || wider != "" {
+		t.Fatalf("openLockFile: %v, %q", err, wider)
+	}
+	check("created under umask 077", f)
+	f.Close()
+
+	// An older version's lock file: 0644, root's.
+	if err := os.Chown(db+procLockSuffix, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(db+procLockSuffix, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, wider, err = openLockFile(db, db+procLockSuffix)
+	if err != nil || wider != "" {
+		t.Fatalf("openLockFile: %v, %q", err, wider)
+	}
+	check("found 0644", f)
+	f.Close()
 }

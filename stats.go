@@ -247,7 +247,7 @@ func (c *connector) stats() Stats {
 	st.HoldTotal = time.Duration(s.holds.total.Load())
 	st.HoldMax = time.Duration(s.holds.max.Load())
 	st.HoldHistogram = s.holds.buckets()
-	st.ProcessQueue = q.proc != nil
+	st.ProcessQueue = q.proc.on()
 	st.ProcessWaits = s.procWaits.n.Load()
 	st.ProcessWaitTotal = time.Duration(s.procWaits.total.Load())
 	st.SlowHolds = s.slowHolds.Load()
