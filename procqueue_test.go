@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sqlitesafe/sqlitesafe/internal/lockfile"
 	"github.com/sqlitesafe/sqlitesafe/internal/proclocks"
 )
 
@@ -196,7 +197,7 @@ func TestProcLockYieldsToWaiters(t *testing.T) {
 	}
 }
 
-func TestLockModeFor(t *testing.T) {
+func TestLockFileMode(t *testing.T) {
 	for _, tc := range []struct{ db, want fs.FileMode }{
 		{0o600, 0o600},
 		{0o644, 0o600}, // readers of the database get nothing
@@ -207,8 +208,8 @@ func TestLockModeFor(t *testing.T) {
 		{0o444, 0o000},
 		{0o755, 0o600},
 	} {
-		if got := lockModeFor(tc.db); got != tc.want {
-			t.Errorf("lockModeFor(%s) = %s, want %s", tc.db, got, tc.want)
+		if got := lockfile.Mode(tc.db); got != tc.want {
+			t.Errorf("lockfile.Mode(%s) = %s, want %s", tc.db, got, tc.want)
 		}
 	}
 }

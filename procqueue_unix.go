@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sqlitesafe/sqlitesafe/internal/lockfile"
 	"github.com/sqlitesafe/sqlitesafe/internal/proclocks"
 )
 
@@ -70,7 +71,7 @@ type flockCall struct {
 }
 
 // procLockSuffix names the side file: FILE-writer.lock.
-const procLockSuffix = "-writer.lock"
+const procLockSuffix = lockfile.Suffix
 
 // newProcLock returns the cross-process lock of the database file db; name
 // is how the DSN names it. Nothing is opened yet.
@@ -171,19 +172,7 @@ func lockFileMode(db string) (perm fs.FileMode, uid, gid uint32, known bool) {
 	if err := syscall.Stat(db, &st); err != nil {
 		return 0o600, 0, 0, false
 	}
-	return lockModeFor(fs.FileMode(st.Mode) & fs.ModePerm), st.Uid, st.Gid, true
-}
-
-// lockModeFor returns read and write for each class of users to which the
-// database mode db grants write, nothing for the others.
-func lockModeFor(db fs.FileMode) fs.FileMode {
-	var m fs.FileMode
-	for _, shift := range []uint{6, 3, 0} {
-		if db>>shift&0o2 != 0 {
-			m |= 0o6 << shift
-		}
-	}
-	return m
+	return lockfile.Mode(fs.FileMode(st.Mode) & fs.ModePerm), st.Uid, st.Gid, true
 }
 
 // acquire takes the lock, waiting at most timeout and no longer than ctx.
