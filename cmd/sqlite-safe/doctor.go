@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sqlitesafe/sqlitesafe/internal/fsinfo"
+	"github.com/sqlitesafe/sqlitesafe/internal/lockfile"
 	"github.com/sqlitesafe/sqlitesafe/internal/safefile"
 	"github.com/sqlitesafe/sqlitesafe/internal/sqliteuri"
 )
@@ -388,6 +389,8 @@ func diagnose(path string, o doctorOptions) *report {
 	checkFileSystem(r)
 	checkProcesses(r, perr)
 	checkLocks(r, lerr)
+	checkLockFile(r)
+	checkBackupLeftovers(r)
 	checkIntegrity(r, hdr, o.integrity)
 	return r
 }
@@ -1207,6 +1210,95 @@ func checkLocks(r *report, lerr error) {
 	}
 	r.add("locks", statusInfo, b.String(), "A lock held by the same process for long (run the doctor again a few "+
 		"seconds later) is a transaction left open; that process is the one to look at.")
+}
+
+// checkLockFile is the "lock file" check: sqlite-safe's FILE-writer.lock is
+// as private as the database (read and write for exactly the users who may
+// write it), or any user who may open it can stop the writers.
+func checkLockFile(r *report) {
+	db := r.file(roleDB)
+	f := statFile("lock file", r.File+lockfile.Suffix)
+	if !f.Exists || !db.Exists {
+		return
+	}
+	name := filepath.Base(f.Path)
+	want := lockfile.Mode(db.perm.Perm())
+	have := f.perm.Perm()
+	sameOwner := f.UID == nil || db.UID == nil || (f.uid == db.uid && f.gid == db.gid)
+	if have&^want == 0 && sameOwner {
+		r.add("lock file", statusOK, fmt.Sprintf("%s (sqlite-safe's queue of writers across processes) is %s %s:%s: "+
+			"no more open than the database lets its writers be.", name, f.Mode, f.Owner, f.Group), "")
+		return
+	}
+	if have&^want == 0 {
+		r.add("lock file", statusInfo, fmt.Sprintf("%s is %s %s:%s, not owned as the database is (%s:%s): users "+
+			"who may write the database but are not in the lock file's user or group cannot open it, and their "+
+			"writers do not queue with the others (they meet them in SQLite's busy handler).",
+			name, f.Mode, f.Owner, f.Group, db.Owner, db.Group),
+			fmt.Sprintf("As root: chown %s:%s %s", db.Owner, db.Group, shellQuote(f.Path)))
+		return
+	}
+	r.add("lock file", statusWarning, fmt.Sprintf("%s is %s %s:%s, more open than the database (%s): a user who may "+
+		"open it but not write the database can hold its lock (flock needs only a read-only descriptor) and stop "+
+		"every sqlite-safe writer of the database, which waits for it and fails with a lock timeout. sqlite-safe "+
+		"creates it %s, and narrows one found more open when it runs as the file's owner or root; older versions "+
+		"made it readable by all.", name, f.Mode, f.Owner, f.Group, db.Mode, fs.FileMode(want)),
+		fmt.Sprintf("As its owner or root: chmod %04o %s && chown %s:%s %s (it is safe while programs run).",
+			want, shellQuote(f.Path), db.Owner, db.Group, shellQuote(f.Path)))
+}
+
+// checkBackupLeftovers is the "backup leftovers" check: the temporary files
+// (.NAME.partial-*, and their -journal) that sqlite-safe backups into the
+// database's directory leave when their process dies.
+func checkBackupLeftovers(r *report) {
+	dir := filepath.Dir(r.File)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	var stale, running []string
+	var size int64
+	unknown := false
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, ".") || !strings.Contains(name, ".partial-") || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		main := filepath.Join(dir, strings.TrimSuffix(name, "-journal"))
+		switch live, known := backupRunning(main); {
+		case !known:
+			unknown = true
+			stale = append(stale, name)
+		case live:
+			running = append(running, name)
+			continue
+		default:
+			stale = append(stale, name)
+		}
+		size += fi.Size()
+	}
+	if len(running) > 0 {
+		r.add("backup leftovers", statusInfo, fmt.Sprintf("A backup into %s is running: %s.", dir, strings.Join(running, ", ")), "")
+	}
+	if len(stale) == 0 {
+		return
+	}
+	detail := fmt.Sprintf("%s in %s (%s in all) are temporary files of sqlite-safe backups that did not finish: "+
+		"their process died (killed, out of memory, a reboot) before renaming the copy into place. They are not "+
+		"usable backups, and nothing else removes them.", plural(int64(len(stale)), "file"), dir, formatBytes(size))
+	if unknown {
+		detail += " (On this system the doctor cannot tell a running backup's from a dead one's.)"
+	}
+	var quoted []string
+	for _, name := range stale {
+		quoted = append(quoted, shellQuote(filepath.Join(dir, name)))
+	}
+	r.add("backup leftovers", statusWarning, detail, "Remove them once no backup is running: rm "+strings.Join(quoted, " ")+
+		". On Linux the next sqlite-safe backup to the same name removes those of dead backups itself.")
 }
 
 // checkIntegrity is the "quick check" (or "integrity check") check,

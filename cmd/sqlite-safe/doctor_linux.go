@@ -210,3 +210,25 @@ func matchLocks(all []proclocks.Lock, targets []target) []lockFacts {
 	}
 	return locks
 }
+
+// backupRunning reports whether the sqlite-safe backup writing the
+// temporary file at path is running: it holds an OFD write lock on the
+// file's first byte until it ends (/proc/locks shows it). known is false if
+// that cannot be read.
+func backupRunning(path string) (running, known bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false, true // a -journal whose file is gone
+	}
+	_, _, dev, ino, _ := fileIDs(fi)
+	all, err := proclocks.Read()
+	if err != nil {
+		return false, false
+	}
+	for _, l := range all {
+		if l.Kind == "OFDLCK" && l.Type == "WRITE" && !l.Waiting && l.Start == 0 && l.On(dev, ino) {
+			return true, true
+		}
+	}
+	return false, true
+}
