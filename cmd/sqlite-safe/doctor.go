@@ -185,7 +185,8 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 			"file, not only sqlite-safe's) and says what to do about each finding: journal\n"+
 			"mode, -wal/-shm/-journal files and their sizes, a hot journal, owners and\n"+
 			"permissions, the file system and free space, the processes that have the\n"+
-			"files open and the locks they hold, and PRAGMA quick_check.\n\n"+
+			"files open and the locks they hold, sqlite-safe's lock file, the leftovers of\n"+
+			"backups that died, and PRAGMA quick_check.\n\n"+
 			"It is read-only: it never creates, modifies or deletes the database or its\n"+
 			"-wal or -journal. The exit status is 0 if it found no problem, 1 if it did,\n"+
 			"2 for a usage error.\n\nflags:\n")
