@@ -5,7 +5,6 @@ package sqlitesafe
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sqlitesafe/sqlitesafe/internal/lockfile"
 	"github.com/sqlitesafe/sqlitesafe/internal/proclocks"
 )
 
@@ -194,23 +192,6 @@ func TestProcLockYieldsToWaiters(t *testing.T) {
 	b.release()
 	if yield(2 * fairSlice) {
 		t.Error("a yields after b stopped waiting")
-	}
-}
-
-func TestLockFileMode(t *testing.T) {
-	for _, tc := range []struct{ db, want fs.FileMode }{
-		{0o600, 0o600},
-		{0o644, 0o600}, // readers of the database get nothing
-		{0o664, 0o660},
-		{0o666, 0o666},
-		{0o620, 0o660},
-		{0o602, 0o606},
-		{0o444, 0o000},
-		{0o755, 0o600},
-	} {
-		if got := lockfile.Mode(tc.db); got != tc.want {
-			t.Errorf("lockfile.Mode(%s) = %s, want %s", tc.db, got, tc.want)
-		}
 	}
 }
 
