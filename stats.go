@@ -50,7 +50,8 @@ type Stats struct {
 	HoldHistogram      []Bucket
 
 	// ProcessQueue reports whether writers also queue across processes
-	// (Config.DisableProcessQueue). ProcessWaits counts the times a writer
+	// (Config.DisableProcessQueue): false too once the first write found
+	// that the lock file cannot be opened. ProcessWaits counts the times a writer
 	// of this process, holding the in-process queue, found another
 	// process holding the cross-process lock, and ProcessWaitTotal sums
 	// those waits.
