@@ -23,10 +23,12 @@ import (
 // between steps as long as the step took, so that it uses at most about half
 // of one core and leaves the writers their share of the machine.
 //
-// The copy is written to a temporary file next to dst, synced, and renamed to
-// dst only when complete: a failed or interrupted backup leaves no partial
-// dst behind. dst must not exist. Cancelling ctx stops the copy between
-// steps.
+// The copy is written to a temporary file next to dst (.NAME.partial-*),
+// synced, and renamed to dst only when complete: a failed or interrupted
+// backup leaves no partial dst behind. A backup whose process was killed
+// leaves its temporary files; on Linux the next backup to the same place
+// removes them (a running backup marks its own with a lock, which its death
+// drops). dst must not exist. Cancelling ctx stops the copy between steps.
 //
 // While the backup runs, checkpoints cannot copy past its snapshot, so the
 // -wal file grows with the writes made meanwhile; it is truncated to the
@@ -57,12 +59,12 @@ func (c *connector) backup(ctx context.Context, dst string) (err error) {
 	if err := c.init(ctx); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".partial-*")
+	removeStalePartials(dst)
+	tmpName, done, err := createPartial(dst)
 	if err != nil {
 		return fmt.Errorf("sqlitesafe: backup of %s: %w", c.name, err)
 	}
-	tmpName := tmp.Name()
-	tmp.Close()
+	defer done()
 	defer func() {
 		if err != nil {
 			os.Remove(tmpName)
@@ -146,6 +148,9 @@ func copyDatabase(ctx context.Context, src *phys, dst string) (err error) {
 		}
 	}
 }
+
+// partialPrefix starts the names of the temporary files of a backup to dst.
+func partialPrefix(dst string) string { return "." + filepath.Base(dst) + ".partial-" }
 
 // syncFile flushes a file (or directory) to stable storage.
 func syncFile(name string) error {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"path/filepath"
 	"runtime"
@@ -531,16 +530,9 @@ func acquireFile(key string, c *connector) (*fileState, error) {
 		files.m[key] = f
 	}
 	if c.procOn() && f.queue.proc == nil && filepath.IsAbs(key) {
-		// Without the lock file, writers still work: across processes
-		// they meet in SQLite's busy handler, as other drivers do. Say
-		// so, and go on.
-		l, err := openProcLock(key)
-		if err != nil {
-			c.cfg.logger().Warn("sqlitesafe: the writers of this process will not queue with other processes: "+
-				"make the lock file readable by every user of the database (chmod a+r), or set _process_queue=off to silence this",
-				slog.String("file", c.name), slog.String("error", err.Error()))
-		}
-		f.queue.proc = l
+		// The lock file is opened by the first write: a handle that
+		// only reads, or fails to open, creates nothing.
+		f.queue.proc = newProcLock(key, c.name, c.cfg.logger())
 	}
 	f.handles[c] = true
 	f.queue.watch(c.cfg)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sqlitesafe/sqlitesafe/internal/sqliteuri"
 )
 
 // DSNError reports a DSN, or a Config, that cannot be used as given. Its
@@ -1009,7 +1011,7 @@ func editDistance(a, b string) int {
 func (c *Config) FormatDSN() string {
 	var b strings.Builder
 	if strings.ContainsAny(c.Path, "?#") || strings.HasPrefix(c.Path, "file:") {
-		b.WriteString(uriPath(c.Path))
+		b.WriteString(sqliteuri.FromPath(c.Path))
 	} else {
 		b.WriteString(c.Path)
 	}
@@ -1059,26 +1061,6 @@ func (q *queryWriter) add(key, value string) {
 	q.b.WriteString(q.escape(value))
 }
 
-// uriPath returns path as the start of a "file:" URI: '%', '?' and '#'
-// escaped, and an absolute path after "file://", so that a path starting
-// with "//" is never read as an authority.
-func uriPath(path string) string {
-	var b strings.Builder
-	b.WriteString("file:")
-	if strings.HasPrefix(path, "/") {
-		b.WriteString("//")
-	}
-	for i := 0; i < len(path); i++ {
-		switch c := path[i]; c {
-		case '%', '?', '#':
-			fmt.Fprintf(&b, "%%%02X", c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
 // sqliteEscape escapes s for the query of the URI handed to SQLite: every
 // byte but the unreserved ones (RFC 3986) as %HH, which SQLite and
 // net/url (as modernc.org/sqlite reads the query) decode alike. It never
@@ -1111,7 +1093,7 @@ func sqliteEscape(s string) string {
 // in-memory database, which has no file for a reader to open.
 func (c *Config) sqliteURI(readOnly bool) string {
 	var b strings.Builder
-	b.WriteString(uriPath(c.Path))
+	b.WriteString(sqliteuri.FromPath(c.Path))
 	q := queryWriter{b: &b, escape: sqliteEscape}
 	switch {
 	case readOnly:

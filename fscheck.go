@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/sqlitesafe/sqlitesafe/internal/safefile"
 )
 
 // The checks made before a database file is opened: the failures that SQLite
@@ -114,7 +116,7 @@ func (c *connector) explainSideFiles(path string) {
 			"was deleted. Never delete a -wal file: it holds committed transactions.",
 			slog.String("file", c.name), slog.Int64("wal_bytes", wal))
 	case shm >= 0 && wal < 0:
-		frames := shmFrames(path + "-shm")
+		frames := shmFrames(path)
 		if frames > 0 {
 			log.Error("sqlitesafe: the database has a -shm file that records a WAL of committed transactions, "+
 				"but the -wal file is gone: it was deleted, or not copied with the database. The transactions it held are not "+
@@ -153,39 +155,42 @@ const (
 	ioerrShmMap  = 5386
 )
 
-// isWAL reports whether the database header says WAL (file format
-// versions 2 at offsets 18 and 19).
-func isWAL(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var hdr [20]byte
-	if _, err := f.ReadAt(hdr[:], 0); err != nil {
-		return false
-	}
-	return hdr[18] == 2 && hdr[19] == 2
+// isWAL reports whether the header of the database key (a registry key,
+// the resolved path) says WAL (file format versions 2 at offsets 18 and 19).
+func isWAL(key string) bool {
+	hdr, ok := readUnopened(key, key, 20)
+	return ok && len(hdr) == 20 && hdr[18] == 2 && hdr[19] == 2
 }
 
-// shmFrames returns the number of valid WAL frames the -shm's index header
-// records (mxFrame), or 0.
-func shmFrames(path string) uint32 {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	var hdr [48]byte
-	if _, err := f.ReadAt(hdr[:], 0); err != nil {
-		return 0
-	}
+// shmFrames returns the number of valid WAL frames the index header of the
+// -shm of the database key records (mxFrame), or 0.
+func shmFrames(key string) uint32 {
+	hdr, ok := readUnopened(key, key+"-shm", 48)
 	// The wal-index header is in native byte order; isInit at 12 says it
 	// is valid, mxFrame is at 16.
-	if hdr[12] == 0 {
+	if !ok || len(hdr) < 48 || hdr[12] == 0 {
 		return 0
 	}
 	return binary.NativeEndian.Uint32(hdr[16:20])
+}
+
+// readUnopened returns the first n bytes of path, a file of the database
+// key, if no handle of this process has the database open; ok is false
+// otherwise. The checks read files SQLite locks (the database and its
+// -shm): closing a descriptor of such a file would drop every POSIX lock
+// the process holds on it. So nothing is read while a handle is registered
+// (its open made the checks), the registry's lock keeps one from
+// registering meanwhile, and safefile reads through a descriptor the
+// process already has on the file (a connection of a closed handle still
+// in use, or another driver's) instead of opening one.
+func readUnopened(key, path string, n int) (b []byte, ok bool) {
+	files.Lock()
+	defer files.Unlock()
+	if files.m[key] != nil {
+		return nil, false
+	}
+	b, err := safefile.Prefix(path, n)
+	return b, err == nil
 }
 
 func fileExists(path string) bool {

@@ -64,6 +64,7 @@ type childSpec struct {
 	Deadline   time.Time     // the child exits, with status 3, at this time
 	WaitGo     bool          // wait for "go" on stdin after printing "ready"
 	Latencies  bool          // report the latency of every operation
+	Dir        string        // a directory, for the roles that work on its files
 }
 
 // childResult is what a child reports on its "result" line.

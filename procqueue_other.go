@@ -4,6 +4,7 @@ package sqlitesafe
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -11,8 +12,11 @@ import (
 // none: writers of different processes meet only in SQLite's busy handler.
 type procLock struct{ path string }
 
-// openProcLock returns nil: no cross-process queue here.
-func openProcLock(path string) (*procLock, error) { return nil, nil }
+// newProcLock returns nil: no cross-process queue here.
+func newProcLock(db, name string, log *slog.Logger) *procLock { return nil }
+
+// on reports false: there is no lock.
+func (l *procLock) on() bool { return false }
 
 func (l *procLock) acquire(ctx context.Context, timeout time.Duration) (bool, error) {
 	return false, nil

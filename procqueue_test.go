@@ -5,11 +5,16 @@ package sqlitesafe
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sqlitesafe/sqlitesafe/internal/proclocks"
 )
 
 // Two procLocks on one file stand for two processes: flock locks belong to
@@ -17,13 +22,7 @@ import (
 func twoProcLocks(t *testing.T) (a, b *procLock) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "app.db")
-	var err error
-	if a, err = openProcLock(path); err != nil {
-		t.Fatal(err)
-	}
-	if b, err = openProcLock(path); err != nil {
-		t.Fatal(err)
-	}
+	a, b = newProcLock(path, "app.db", nil), newProcLock(path, "app.db", nil)
 	t.Cleanup(func() { a.close(); b.close() })
 	return a, b
 }
@@ -115,16 +114,31 @@ func TestQueueTakesProcLock(t *testing.T) {
 	other.release()
 }
 
-func TestLockHolders(t *testing.T) {
-	locks := `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF
+func TestFlockHolders(t *testing.T) {
+	text := `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF
 1: -> FLOCK  ADVISORY  WRITE 4343 fd:01:1234 0 EOF
 2: POSIX  ADVISORY  READ 77 fd:01:999 128 128
 3: FLOCK  ADVISORY  WRITE 88 08:02:1234 0 EOF
 4: OFDLCK ADVISORY  READ  -1 fd:01:1234 0 0
+5: FLOCK  ADVISORY  WRITE 4545 1000:100:1234 0 EOF
+6: FLOCK  ADVISORY  WRITE 99 fd:01:1234 0 EOF
 `
+	locks, err := proclocks.Parse(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("device numbers are Linux's")
+	}
 	dev := uint64(0xfd<<8 | 0x01)
-	if got := lockHolders(locks, dev, 1234); len(got) != 1 || got[0] != 4242 {
-		t.Errorf("holders = %v, want [4242] (not the blocked waiter 4343, not the other device's 88, not a waiting flag)", got)
+	if got := flockHolders(locks, dev, 1234, 99); !slices.Equal(got, []int{4242}) {
+		t.Errorf("holders = %v, want [4242] (not the blocked waiter 4343, not the other device's 88, "+
+			"not a waiting flag, not this process, 99)", got)
+	}
+	// A device with a major past 4095 and a minor past 255 (glibc's
+	// encoding: major 0x1000, minor 0x100).
+	if got := flockHolders(locks, 0x1000_0010_0000, 1234, 99); !slices.Equal(got, []int{4545}) {
+		t.Errorf("holders on device 4096:256 = %v, want [4545]", got)
 	}
 }
 
@@ -179,4 +193,56 @@ func TestProcLockYieldsToWaiters(t *testing.T) {
 	if yield(2 * fairSlice) {
 		t.Error("a yields after b stopped waiting")
 	}
+}
+
+// The lock file gets the database's owner, group and write classes, whatever
+// the umask; a lock file left more open (by an older version) is narrowed.
+func TestLockFileFollowsDatabase(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to give the files another owner")
+	}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "app.db")
+	if err := os.WriteFile(db, nil, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(db, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(db, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, f *os.File) {
+		t.Helper()
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode().Perm() != 0o660 || st.Uid != 65534 || st.Gid != 65534 {
+			t.Errorf("%s: the lock file is %s %d:%d, want -rw-rw---- 65534:65534 as the database", what, fi.Mode().Perm(), st.Uid, st.Gid)
+		}
+	}
+	old := syscall.Umask(0o077)
+	f, wider, err := openLockFile(db, db+procLockSuffix)
+	syscall.Umask(old)
+	if err != nil || wider != "" {
+		t.Fatalf("openLockFile: %v, %q", err, wider)
+	}
+	check("created under umask 077", f)
+	f.Close()
+
+	// An older version's lock file: 0644, root's.
+	if err := os.Chown(db+procLockSuffix, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(db+procLockSuffix, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, wider, err = openLockFile(db, db+procLockSuffix)
+	if err != nil || wider != "" {
+		t.Fatalf("openLockFile: %v, %q", err, wider)
+	}
+	check("found 0644", f)
+	f.Close()
 }

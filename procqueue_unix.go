@@ -6,12 +6,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sqlitesafe/sqlitesafe/internal/lockfile"
+	"github.com/sqlitesafe/sqlitesafe/internal/proclocks"
 )
 
 // procLock is the writer queue across processes: an exclusive flock on a side
@@ -19,16 +22,24 @@ import (
 // queue before it writes and released when it is done. A process waiting for
 // it sleeps in the kernel until the holder releases it or dies.
 //
+// The side file is opened (created if need be) by the first acquire, so
+// that a handle that never writes, or whose open fails, leaves no file
+// behind; a process that cannot open it writes without it.
+//
 // At most one goroutine of the process acquires it at a time (the holder of
 // the in-process queue), but a wait that runs out leaves its blocked flock
 // call behind: the next acquirer adopts that call instead of starting
 // another, and a call that succeeds with nobody waiting for it releases the
 // lock at once.
 type procLock struct {
-	path string
-	f    *os.File
+	path string       // the side file
+	db   string       // the database file
+	name string       // the database as the DSN names it, for messages
+	log  *slog.Logger // for a side file that cannot be opened or is too open; nil: silent
 
 	mu       sync.Mutex
+	f        *os.File   // the side file, once opened
+	failed   bool       // it could not be opened: no cross-process queue
 	inflight *flockCall // a blocking flock in progress, or nil
 	held     bool
 	closing  bool // close was called while a call was in flight
@@ -60,28 +71,108 @@ type flockCall struct {
 }
 
 // procLockSuffix names the side file: FILE-writer.lock.
-const procLockSuffix = "-writer.lock"
+const procLockSuffix = lockfile.Suffix
 
-// openProcLock opens (creating) the side file of the database at path. The
-// file is opened read-only: flock needs no write access, so a process that
-// may only read the directory's existing lock file still queues.
+// newProcLock returns the cross-process lock of the database file db; name
+// is how the DSN names it. Nothing is opened yet.
+func newProcLock(db, name string, log *slog.Logger) *procLock {
+	return &procLock{path: db + procLockSuffix, db: db, name: name, log: log}
+}
+
+// on reports whether the lock is in use: not on a system without one, and
+// not after the side file could not be opened.
+func (l *procLock) on() bool {
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.failed
+}
+
+// openLocked opens the side file the first time the lock is wanted. l.mu
+// is held.
+func (l *procLock) openLocked() {
+	if l.f != nil || l.failed {
+		return
+	}
+	f, wider, err := openLockFile(l.db, l.path)
+	if err != nil {
+		l.failed = true
+		if l.log != nil {
+			l.log.Warn("sqlitesafe: the writers of this process will not queue with other processes: "+
+				"give the users that write the database read and write access to the lock file (chown and chmod it as the database is), "+
+				"or set _process_queue=off to silence this",
+				slog.String("file", l.name), slog.String("error", err.Error()))
+		}
+		return
+	}
+	l.f = f
+	if wider != "" && l.log != nil {
+		l.log.Warn("sqlitesafe: the lock file is more open than the database, and this process cannot change it: "+
+			"a user who may open the lock file but not write the database can hold the lock and stop every writer; "+
+			"as its owner or root, chown and chmod it as the database is (read and write for exactly those who may write the database)",
+			slog.String("file", l.name), slog.String("lock_file", l.path), slog.String("modes", wider))
+	}
+}
+
+// openLockFile opens the side file name of the database db, creating it if
+// need be, and makes it as private as the database: readable and writable
+// by exactly the classes of users (owner, group, others) that may write the
+// database, owned by the database's owner and group where this process may
+// change them (root may; the owner may set the group it belongs to). An
+// flock needs only a descriptor, read-only will do: a user who may open the
+// lock file can hold the lock, so only those who may write the database
+// anyway may open it. A lock file found more open than that is narrowed if
+// this process owns it (or is root); otherwise wider describes the two
+// modes.
 //
-// The file is made readable by everyone whatever the umask (it is empty):
-// it outlives the process, and a lock file that only the user who happened
-// to create it could open would keep every other user's processes out of
-// the queue.
-func openProcLock(path string) (*procLock, error) {
-	name := path + procLockSuffix
-	f, err := os.OpenFile(name, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err == nil {
-		f.Chmod(0o644)
-	} else if errors.Is(err, os.ErrExist) {
+// The file is opened read-only: the flock needs no more, so a process
+// running as another user than the one who created the lock file queues if
+// the file's mode lets it read it.
+func openLockFile(db, name string) (f *os.File, wider string, err error) {
+	perm, uid, gid, known := lockFileMode(db)
+	f, err = os.OpenFile(name, os.O_RDONLY|os.O_CREATE|os.O_EXCL, perm)
+	if errors.Is(err, os.ErrExist) {
 		f, err = os.OpenFile(name, os.O_RDONLY, 0)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlitesafe: open the cross-process writer lock %s: %w", name, err)
+		return nil, "", fmt.Errorf("sqlitesafe: open the cross-process writer lock %s: %w", name, err)
 	}
-	return &procLock{path: name, f: f}, nil
+	var st syscall.Stat_t
+	if syscall.Fstat(int(f.Fd()), &st) != nil {
+		return f, "", nil
+	}
+	euid := os.Geteuid()
+	if known {
+		// Errors are ignored: the lock works whoever owns the file.
+		switch {
+		case euid == 0 && (st.Uid != uid || st.Gid != gid):
+			f.Chown(int(uid), int(gid))
+		case int(st.Uid) == euid && st.Gid != gid:
+			f.Chown(-1, int(gid))
+		}
+	}
+	have := fs.FileMode(st.Mode) & fs.ModePerm
+	if have != perm && (euid == 0 || int(st.Uid) == euid) && f.Chmod(perm) == nil {
+		return f, "", nil
+	}
+	if have&^perm != 0 {
+		wider = fmt.Sprintf("lock file %s, wanted %s", have, perm)
+	}
+	return f, wider, nil
+}
+
+// lockFileMode returns the mode the lock file of the database db should
+// have, and the database's owner and group (known is false if it cannot be
+// read: the mode is then 0600, as SQLite's 0644 less the umask gives write
+// access to the owner alone).
+func lockFileMode(db string) (perm fs.FileMode, uid, gid uint32, known bool) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(db, &st); err != nil {
+		return 0o600, 0, 0, false
+	}
+	return lockfile.Mode(fs.FileMode(st.Mode) & fs.ModePerm), st.Uid, st.Gid, true
 }
 
 // acquire takes the lock, waiting at most timeout and no longer than ctx.
@@ -91,6 +182,13 @@ func (l *procLock) acquire(ctx context.Context, timeout time.Duration) (waited b
 	if l.held {
 		l.mu.Unlock()
 		panic("sqlitesafe: cross-process writer lock acquired twice")
+	}
+	l.openLocked()
+	if l.failed {
+		// No cross-process queue: writers meet other processes in
+		// SQLite's busy handler, as other drivers do.
+		l.mu.Unlock()
+		return false, nil
 	}
 	if l.inflight == nil && l.yieldFirst() {
 		l.mu.Unlock()
@@ -209,6 +307,9 @@ func (l *procLock) yieldFirst() bool {
 func (l *procLock) close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
 	if l.inflight != nil {
 		// A blocked call still uses the descriptor: it closes it when
 		// it returns.
@@ -232,45 +333,31 @@ func flock(f *os.File, how int) error {
 // holders returns the processes /proc/locks says hold the lock, for
 // messages; nil where the system does not say.
 func (l *procLock) holders() []int {
-	var st syscall.Stat_t
-	if err := syscall.Fstat(int(l.f.Fd()), &st); err != nil {
+	l.mu.Lock()
+	f := l.f
+	l.mu.Unlock()
+	if f == nil {
 		return nil
 	}
-	data, err := os.ReadFile("/proc/locks")
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return nil
+	}
+	locks, err := proclocks.Read()
 	if err != nil {
 		return nil
 	}
-	return lockHolders(string(data), uint64(st.Dev), st.Ino)
+	return flockHolders(locks, uint64(st.Dev), st.Ino, os.Getpid())
 }
 
-// lockHolders parses /proc/locks for the granted locks on the file with the
-// given device and inode, and returns their process IDs.
-func lockHolders(locks string, dev, ino uint64) []int {
-	major := (dev>>8)&0xfff | (dev>>32)&^0xfff
-	minor := dev&0xff | (dev>>12)&^0xff
+// flockHolders returns the processes other than self holding a granted
+// flock on the file with device dev and inode ino. Only those hold the
+// queue: not a blocked waiter, not the waiting flags (OFD locks).
+func flockHolders(locks []proclocks.Lock, dev, ino uint64, self int) []int {
 	var pids []int
-	for _, line := range strings.Split(locks, "\n") {
-		f := strings.Fields(line)
-		// "1: FLOCK ADVISORY WRITE 1234 fd:01:5678 0 EOF"; a blocked
-		// waiter has "->" after the number.
-		if len(f) < 8 || f[1] != "FLOCK" {
-			// Only granted flocks hold the queue: not a blocked
-			// waiter ("->"), not the waiting flags (OFD locks).
-			continue
-		}
-		id := strings.Split(f[5], ":")
-		if len(id) != 3 {
-			continue
-		}
-		ma, err1 := strconv.ParseUint(id[0], 16, 32)
-		mi, err2 := strconv.ParseUint(id[1], 16, 32)
-		in, err3 := strconv.ParseUint(id[2], 10, 64)
-		pid, err4 := strconv.Atoi(f[4])
-		if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
-			continue
-		}
-		if ma == major && mi == minor && in == ino && pid > 0 && pid != os.Getpid() {
-			pids = append(pids, pid)
+	for _, k := range locks {
+		if k.Kind == "FLOCK" && !k.Waiting && k.PID > 0 && k.PID != self && k.On(dev, ino) {
+			pids = append(pids, k.PID)
 		}
 	}
 	return pids

@@ -51,7 +51,8 @@ type Stats struct {
 	HoldHistogram      []Bucket
 
 	// ProcessQueue reports whether writers also queue across processes
-	// (Config.DisableProcessQueue). ProcessWaits counts the times a writer
+	// (Config.DisableProcessQueue): false too once the first write found
+	// that the lock file cannot be opened. ProcessWaits counts the times a writer
 	// of this process, holding the in-process queue, found another
 	// process holding the cross-process lock, and ProcessWaitTotal sums
 	// those waits.
@@ -280,7 +281,7 @@ func (c *connector) stats() Stats {
 	st.HoldTotal = time.Duration(s.holds.total.Load())
 	st.HoldMax = time.Duration(s.holds.max.Load())
 	st.HoldHistogram = s.holds.buckets()
-	st.ProcessQueue = q.proc != nil
+	st.ProcessQueue = q.proc.on()
 	st.ProcessWaits = s.procWaits.n.Load()
 	st.ProcessWaitTotal = time.Duration(s.procWaits.total.Load())
 	st.SlowHolds = s.slowHolds.Load()

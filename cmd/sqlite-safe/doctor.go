@@ -21,6 +21,9 @@ import (
 	"time"
 
 	"github.com/sqlitesafe/sqlitesafe/internal/fsinfo"
+	"github.com/sqlitesafe/sqlitesafe/internal/lockfile"
+	"github.com/sqlitesafe/sqlitesafe/internal/safefile"
+	"github.com/sqlitesafe/sqlitesafe/internal/sqliteuri"
 )
 
 // The doctor is read-only: it reads the headers of the database, -wal and
@@ -30,10 +33,12 @@ import (
 // database to WAL). It skips that open where even a read-only open would
 // change the files (a hot journal, a -wal without its -shm).
 //
-// Run in a process that has the database open through SQLite, the doctor's
-// reading of the header releases that process's POSIX locks on the file
-// (closing any descriptor of a file does); as a command it runs in a
-// process of its own.
+// Run inside a process that has the database open through SQLite, the
+// doctor leaves that process's locks alone: it reads the headers through a
+// descriptor the process already has open on the file, where there is one
+// (closing another descriptor would release every POSIX lock the process
+// holds on the file), and its own SQLite connection closes through SQLite's
+// VFS, which keeps the file open while the process holds locks on it.
 
 // statFS describes the file system holding a path; tests replace it.
 var statFS = fsinfo.Stat
@@ -180,7 +185,8 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 			"file, not only sqlite-safe's) and says what to do about each finding: journal\n"+
 			"mode, -wal/-shm/-journal files and their sizes, a hot journal, owners and\n"+
 			"permissions, the file system and free space, the processes that have the\n"+
-			"files open and the locks they hold, and PRAGMA quick_check.\n\n"+
+			"files open and the locks they hold, sqlite-safe's lock file, the leftovers of\n"+
+			"backups that died, and PRAGMA quick_check.\n\n"+
 			"It is read-only: it never creates, modifies or deletes the database or its\n"+
 			"-wal or -journal. The exit status is 0 if it found no problem, 1 if it did,\n"+
 			"2 for a usage error.\n\nflags:\n")
@@ -384,6 +390,8 @@ func diagnose(path string, o doctorOptions) *report {
 	checkFileSystem(r)
 	checkProcesses(r, perr)
 	checkLocks(r, lerr)
+	checkLockFile(r)
+	checkBackupLeftovers(r)
 	checkIntegrity(r, hdr, o.integrity)
 	return r
 }
@@ -437,20 +445,10 @@ func (r *report) command(pid int) string {
 	return ""
 }
 
-// readPrefix reads up to n bytes from the start of path.
-func readPrefix(path string, n int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b := make([]byte, n)
-	k, err := io.ReadFull(f, b)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return b[:k], nil
-}
+// readPrefix reads up to n bytes from the start of path, without closing a
+// descriptor of a file this process has open (which would drop its locks
+// on the file: the doctor may run inside a program using the database).
+func readPrefix(path string, n int) ([]byte, error) { return safefile.Prefix(path, n) }
 
 // dbHeader is what the doctor reads of the database header (the first 100
 // bytes; see https://sqlite.org/fileformat.html).
@@ -1215,6 +1213,95 @@ func checkLocks(r *report, lerr error) {
 		"seconds later) is a transaction left open; that process is the one to look at.")
 }
 
+// checkLockFile is the "lock file" check: sqlite-safe's FILE-writer.lock is
+// as private as the database (read and write for exactly the users who may
+// write it), or any user who may open it can stop the writers.
+func checkLockFile(r *report) {
+	db := r.file(roleDB)
+	f := statFile("lock file", r.File+lockfile.Suffix)
+	if !f.Exists || !db.Exists {
+		return
+	}
+	name := filepath.Base(f.Path)
+	want := lockfile.Mode(db.perm.Perm())
+	have := f.perm.Perm()
+	sameOwner := f.UID == nil || db.UID == nil || (f.uid == db.uid && f.gid == db.gid)
+	if have&^want == 0 && sameOwner {
+		r.add("lock file", statusOK, fmt.Sprintf("%s (sqlite-safe's queue of writers across processes) is %s %s:%s: "+
+			"no more open than the database lets its writers be.", name, f.Mode, f.Owner, f.Group), "")
+		return
+	}
+	if have&^want == 0 {
+		r.add("lock file", statusInfo, fmt.Sprintf("%s is %s %s:%s, not owned as the database is (%s:%s): users "+
+			"who may write the database but are not in the lock file's user or group cannot open it, and their "+
+			"writers do not queue with the others (they meet them in SQLite's busy handler).",
+			name, f.Mode, f.Owner, f.Group, db.Owner, db.Group),
+			fmt.Sprintf("As root: chown %s:%s %s", db.Owner, db.Group, shellQuote(f.Path)))
+		return
+	}
+	r.add("lock file", statusWarning, fmt.Sprintf("%s is %s %s:%s, more open than the database (%s): a user who may "+
+		"open it but not write the database can hold its lock (flock needs only a read-only descriptor) and stop "+
+		"every sqlite-safe writer of the database, which waits for it and fails with a lock timeout. sqlite-safe "+
+		"creates it %s, and narrows one found more open when it runs as the file's owner or root; older versions "+
+		"made it readable by all.", name, f.Mode, f.Owner, f.Group, db.Mode, fs.FileMode(want)),
+		fmt.Sprintf("As its owner or root: chmod %04o %s && chown %s:%s %s (it is safe while programs run).",
+			want, shellQuote(f.Path), db.Owner, db.Group, shellQuote(f.Path)))
+}
+
+// checkBackupLeftovers is the "backup leftovers" check: the temporary files
+// (.NAME.partial-*, and their -journal) that sqlite-safe backups into the
+// database's directory leave when their process dies.
+func checkBackupLeftovers(r *report) {
+	dir := filepath.Dir(r.File)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	var stale, running []string
+	var size int64
+	unknown := false
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, ".") || !strings.Contains(name, ".partial-") || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		main := filepath.Join(dir, strings.TrimSuffix(name, "-journal"))
+		switch live, known := backupRunning(main); {
+		case !known:
+			unknown = true
+			stale = append(stale, name)
+		case live:
+			running = append(running, name)
+			continue
+		default:
+			stale = append(stale, name)
+		}
+		size += fi.Size()
+	}
+	if len(running) > 0 {
+		r.add("backup leftovers", statusInfo, fmt.Sprintf("A backup into %s is running: %s.", dir, strings.Join(running, ", ")), "")
+	}
+	if len(stale) == 0 {
+		return
+	}
+	detail := fmt.Sprintf("%s in %s (%s in all) are temporary files of sqlite-safe backups that did not finish: "+
+		"their process died (killed, out of memory, a reboot) before renaming the copy into place. They are not "+
+		"usable backups, and nothing else removes them.", plural(int64(len(stale)), "file"), dir, formatBytes(size))
+	if unknown {
+		detail += " (On this system the doctor cannot tell a running backup's from a dead one's.)"
+	}
+	var quoted []string
+	for _, name := range stale {
+		quoted = append(quoted, shellQuote(filepath.Join(dir, name)))
+	}
+	r.add("backup leftovers", statusWarning, detail, "Remove them once no backup is running: rm "+strings.Join(quoted, " ")+
+		". On Linux the next sqlite-safe backup to the same name removes those of dead backups itself.")
+}
+
 // checkIntegrity is the "quick check" (or "integrity check") check,
 // through a read-only connection of the plain modernc.org/sqlite driver.
 func checkIntegrity(r *report, h *dbHeader, integrity bool) {
@@ -1248,7 +1335,7 @@ func checkIntegrity(r *report, h *dbHeader, integrity bool) {
 		// without a -wal, the database file is complete by itself.
 		immutable = true
 	}
-	dsn := "file:" + uriPath(r.File) + "?mode=ro&_pragma=busy_timeout(3000)"
+	dsn := sqliteuri.FromPath(r.File) + "?mode=ro&_pragma=busy_timeout(3000)"
 	if immutable {
 		dsn += "&immutable=1"
 	}
@@ -1309,21 +1396,6 @@ func runCheck(dsn, pragma string) ([]string, error) {
 		return nil, err
 	}
 	return lines, nil
-}
-
-// uriPath escapes an absolute path for a "file:" URI: '%', '?' and '#'
-// would otherwise end or change it.
-func uriPath(p string) string {
-	var b strings.Builder
-	for i := 0; i < len(p); i++ {
-		switch c := p[i]; c {
-		case '%', '?', '#':
-			fmt.Fprintf(&b, "%%%02X", c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
 }
 
 // shellQuote quotes s for a POSIX shell if it needs it.

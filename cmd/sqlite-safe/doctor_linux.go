@@ -7,10 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"unicode"
+
+	"github.com/sqlitesafe/sqlitesafe/internal/proclocks"
 )
 
 // procRoot is where the doctor reads processes and locks.
@@ -23,16 +26,6 @@ func fileIDs(fi fs.FileInfo) (uid, gid uint32, dev, ino uint64, ok bool) {
 		return 0, 0, 0, 0, false
 	}
 	return st.Uid, st.Gid, uint64(st.Dev), st.Ino, true
-}
-
-// devMajor and devMinor split a Linux dev_t (glibc's gnu_dev_major and
-// gnu_dev_minor).
-func devMajor(dev uint64) uint32 {
-	return uint32(dev&0x00000000000fff00>>8 | dev&0xfffff00000000000>>32)
-}
-
-func devMinor(dev uint64) uint32 {
-	return uint32(dev&0x00000000000000ff | dev&0x00000ffffff00000>>12)
 }
 
 // readOnlyFS reports whether dir is on a file system mounted read-only.
@@ -196,71 +189,46 @@ func processIDs(pid int) (uid int64, gids []uint32) {
 // readLocks returns the locks in /proc/locks on the targets (matched by
 // device and inode).
 func readLocks(targets []target) ([]lockFacts, error) {
-	f, err := os.Open(filepath.Join(procRoot, "locks"))
+	all, err := proclocks.Read()
 	if err != nil {
 		return nil, fmt.Errorf("reading locks: %w", err)
 	}
-	defer f.Close()
-	return parseLocks(bufio.NewScanner(f), targets)
+	return matchLocks(all, targets), nil
 }
 
-// parseLocks reads /proc/locks lines (see proc(5)):
-//
-//	1: POSIX  ADVISORY  WRITE 1234 fd:00:1311793 1073741825 1073741825
-//	2: -> POSIX  ADVISORY  WRITE 5678 fd:00:1311793 1073741824 1073741824
-//	3: OFDLCK ADVISORY  READ  -1 00:2d:77 128 EOF
-//
-// "->" marks a process waiting for the lock above. The device is major and
-// minor in hex, the range is inclusive.
-func parseLocks(sc *bufio.Scanner, targets []target) ([]lockFacts, error) {
+// matchLocks returns the locks on the targets, in the order given.
+func matchLocks(all []proclocks.Lock, targets []target) []lockFacts {
 	var locks []lockFacts
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 {
+	for _, l := range all {
+		i := slices.IndexFunc(targets, func(t target) bool { return t.exists && l.On(t.dev, t.ino) })
+		if i < 0 {
 			continue
-		}
-		f = f[1:] // the lock's number
-		waiting := false
-		if f[0] == "->" {
-			waiting, f = true, f[1:]
-		}
-		if len(f) < 7 {
-			continue
-		}
-		kind, typ, pidStr, id, startStr, endStr := f[0], f[2], f[3], f[4], f[5], f[6]
-		parts := strings.Split(id, ":")
-		if len(parts) != 3 {
-			continue
-		}
-		maj, err1 := strconv.ParseUint(parts[0], 16, 32)
-		minor, err2 := strconv.ParseUint(parts[1], 16, 32)
-		ino, err3 := strconv.ParseUint(parts[2], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			continue
-		}
-		var t *target
-		for i := range targets {
-			d := targets[i].dev
-			if targets[i].exists && targets[i].ino == ino && uint64(devMajor(d)) == maj && uint64(devMinor(d)) == minor {
-				t = &targets[i]
-				break
-			}
-		}
-		if t == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(pidStr)
-		start, _ := strconv.ParseInt(startStr, 10, 64)
-		end := int64(-1)
-		if endStr != "EOF" {
-			end, _ = strconv.ParseInt(endStr, 10, 64)
 		}
 		locks = append(locks, lockFacts{
-			PID: pid, Role: t.role, Kind: kind, Type: typ, Start: start, End: end, Waiting: waiting,
+			PID: l.PID, Role: targets[i].role, Kind: l.Kind, Type: l.Type, Start: l.Start, End: l.End, Waiting: l.Waiting,
 		})
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading locks: %w", err)
+	return locks
+}
+
+// backupRunning reports whether the sqlite-safe backup writing the
+// temporary file at path is running: it holds an OFD write lock on the
+// file's first byte until it ends (/proc/locks shows it). known is false if
+// that cannot be read.
+func backupRunning(path string) (running, known bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false, true // a -journal whose file is gone
 	}
-	return locks, nil
+	_, _, dev, ino, _ := fileIDs(fi)
+	all, err := proclocks.Read()
+	if err != nil {
+		return false, false
+	}
+	for _, l := range all {
+		if l.Kind == "OFDLCK" && l.Type == "WRITE" && !l.Waiting && l.Start == 0 && l.On(dev, ino) {
+			return true, true
+		}
+	}
+	return false, true
 }

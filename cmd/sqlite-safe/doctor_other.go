@@ -32,3 +32,7 @@ func scanProcesses(targets []target) (procs []procFacts, deleted []target, unrea
 
 // readLocks is not supported here.
 func readLocks(targets []target) ([]lockFacts, error) { return nil, errNoProc }
+
+// backupRunning cannot tell here whether a backup's temporary file is in
+// use.
+func backupRunning(path string) (running, known bool) { return false, false }

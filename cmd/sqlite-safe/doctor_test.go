@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/sqlitesafe/sqlitesafe/internal/fsinfo"
+	"github.com/sqlitesafe/sqlitesafe/internal/proclocks"
 )
 
 // The helper process: the test binary run again with helperEnv set to a
@@ -835,10 +836,11 @@ func TestParseLocks(t *testing.T) {
 7: FLOCK  ADVISORY  WRITE 99 08:01:1311793 0 EOF
 8: POSIX  ADVISORY  WRITE 7 fd:01:1311793 1073741826 1073742335
 `
-	locks, err := parseLocks(bufio.NewScanner(strings.NewReader(text)), targets)
+	all, err := proclocks.Parse(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
+	locks := matchLocks(all, targets)
 	if len(locks) != 6 {
 		t.Fatalf("got %d locks, want 6: %+v", len(locks), locks)
 	}
@@ -908,9 +910,6 @@ func TestWALRule(t *testing.T) {
 
 // TestHelpersQuoting checks the URI and shell quoting.
 func TestHelpersQuoting(t *testing.T) {
-	if got := uriPath("/a b/50%?#.db"); got != "/a b/50%25%3F%23.db" {
-		t.Errorf("uriPath = %q", got)
-	}
 	if got := shellQuote("/var/lib/app.db"); got != "/var/lib/app.db" {
 		t.Errorf("shellQuote = %q", got)
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sqlitesafe/sqlitesafe/internal/sqliteuri"
 )
 
 // openWAL opens path (a WAL database) with plain modernc.org/sqlite and
@@ -27,7 +29,7 @@ func openWAL(t *testing.T, path string) *sql.DB {
 // count returns the rows of t in the database at path, opened read-only.
 func count(t *testing.T, path string) int {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+uriPath(path)+"?mode=ro")
+	db, err := sql.Open("sqlite", sqliteuri.FromPath(path)+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/sqlitesafe/sqlitesafe/internal/proclocks"
 )
 
 // mountinfoPath is the mount table Stat reads.
@@ -62,7 +64,7 @@ func Stat(path string) (Info, error) {
 	for _, q := range []string{p, filepath.Dir(p)} {
 		var s syscall.Stat_t
 		if syscall.Stat(q, &s) == nil {
-			devs = append(devs, [2]uint32{devMajor(uint64(s.Dev)), devMinor(uint64(s.Dev))})
+			devs = append(devs, [2]uint32{proclocks.Major(uint64(s.Dev)), proclocks.Minor(uint64(s.Dev))})
 		}
 	}
 	m, matched, found := findMount(mounts, p, devs...)
@@ -80,14 +82,4 @@ func statfs(path string, st *syscall.Statfs_t) error {
 			return err
 		}
 	}
-}
-
-// devMajor and devMinor split a Linux dev_t as the kernel's
-// new_encode_dev does (glibc's gnu_dev_major and gnu_dev_minor).
-func devMajor(dev uint64) uint32 {
-	return uint32(dev&0x00000000000fff00>>8 | dev&0xfffff00000000000>>32)
-}
-
-func devMinor(dev uint64) uint32 {
-	return uint32(dev&0x00000000000000ff | dev&0x00000ffffff00000>>12)
 }

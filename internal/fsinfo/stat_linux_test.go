@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/sqlitesafe/sqlitesafe/internal/proclocks"
 )
 
 // TestStatTempDir checks Stat on a real directory against statfs and the
@@ -57,9 +59,9 @@ func TestStatTempDir(t *testing.T) {
 	if err := syscall.Stat(real, &s); err != nil {
 		t.Fatal(err)
 	}
-	m, matched, found := findMount(mounts, real, [2]uint32{devMajor(uint64(s.Dev)), devMinor(uint64(s.Dev))})
+	m, matched, found := findMount(mounts, real, [2]uint32{proclocks.Major(uint64(s.Dev)), proclocks.Minor(uint64(s.Dev))})
 	if !found || !matched {
-		t.Errorf("no mount with device %d:%d holds %s (best guess %+v)", devMajor(uint64(s.Dev)), devMinor(uint64(s.Dev)), real, m)
+		t.Errorf("no mount with device %d:%d holds %s (best guess %+v)", proclocks.Major(uint64(s.Dev)), proclocks.Minor(uint64(s.Dev)), real, m)
 	}
 
 	// A file gives the same answer as its directory.
@@ -118,20 +120,5 @@ func TestStatTmpfs(t *testing.T) {
 	}
 	if info.Type != "tmpfs" || info.Network || info.FUSE {
 		t.Errorf("Stat(/dev/shm) = %+v, want tmpfs", info)
-	}
-}
-
-// TestDevNumbers checks the dev_t split.
-func TestDevNumbers(t *testing.T) {
-	if got := devMajor(0x0000_0000_0000_fe00); got != 254 {
-		t.Errorf("devMajor(0xfe00) = %d", got)
-	}
-	if got := devMinor(0x0000_0000_0010_0305); got != 0x105 {
-		t.Errorf("devMinor(0x100305) = %#x, want 0x105", got)
-	}
-	// major 0x12345, minor 0x6789a, encoded as glibc's makedev does.
-	dev := uint64(0x9a) | uint64(0x345)<<8 | uint64(0x67800)<<12 | uint64(0x12000)<<32
-	if devMajor(dev) != 0x12345 || devMinor(dev) != 0x6789a {
-		t.Errorf("split(%#x) = %#x:%#x, want 0x12345:0x6789a", dev, devMajor(dev), devMinor(dev))
 	}
 }
