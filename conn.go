@@ -127,21 +127,26 @@ func (c *conn) state() connState {
 }
 
 // do routes one call and runs it.
-func (c *conn) do(op call) (driver.Result, driver.Rows, error) {
+func (c *conn) do(op call) (res driver.Result, rows driver.Rows, err error) {
 	if c.closed {
 		return nil, nil, driver.ErrBadConn
 	}
 	switch route(c.state(), op.info.flags) {
 	case toTx:
-		return c.onTx(op)
+		res, rows, err = c.onTx(op)
 	case toTxControl:
-		return c.onTxControl(op)
+		res, rows, err = c.onTxControl(op)
 	case toWriter:
-		return c.onWriter(op)
+		res, rows, err = c.onWriter(op)
 	case toOwn:
-		return c.onOwn(op)
+		res, rows, err = c.onOwn(op)
+	default:
+		return c.onReader(op)
 	}
-	return c.onReader(op)
+	if err != nil {
+		err = c.c.busyError(err)
+	}
+	return res, rows, err
 }
 
 // onWriter runs a statement outside any transaction on the handle's shared
@@ -368,6 +373,22 @@ func (c *connector) readOnlyError(err error) error {
 			ErrReadOnly, c.name, c.readOnlyWhy, err)
 	}
 	return fmt.Errorf("%w: %s is opened read-only (mode=ro or immutable=1): %w", ErrReadOnly, c.name, err)
+}
+
+// busyError names the other process behind SQLITE_BUSY: inside the
+// process the writer queue keeps SQLite's busy handler from ever waiting, so
+// a busy timeout that ran out there was spent waiting for another process.
+func (c *connector) busyError(err error) error {
+	if sqliteCode(err) != codeBusy || !c.queueOn() || c.file == nil || c.file.queue.key == "" {
+		return err
+	}
+	who := "another process"
+	if writers, _ := sqliteLockers(c.file.queue.key); len(writers) > 0 {
+		who += " (" + pidList(writers) + ")"
+	}
+	return fmt.Errorf("sqlitesafe: %s held the write lock of %s for the whole busy timeout (%s); "+
+		"writers in this process queue behind each other, not behind it: find what it is doing (sqlite-safe doctor %s lists the processes using the file): %w",
+		who, c.name, round(c.cfg.busyTimeout()), c.name, err)
 }
 
 // refuseWrite is the error of an operation that writes the database (what)

@@ -527,6 +527,9 @@ func acquireFile(key string, c *connector) (*fileState, error) {
 	if f == nil {
 		f = &fileState{key: key, handles: make(map[*connector]bool)}
 		f.queue.file = c.name
+		if filepath.IsAbs(key) {
+			f.queue.key = key
+		}
 		files.m[key] = f
 	}
 	if c.procOn() && f.queue.proc == nil && filepath.IsAbs(key) {

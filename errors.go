@@ -85,6 +85,11 @@ type LockTimeoutError struct {
 	HolderSite string
 	// HeldFor is how long the holder had held the lock.
 	HeldFor time.Duration
+	// HolderWaitsFor names the other process the holder was itself waiting
+	// for, when it was ("another process (pid 1234) holding the database's
+	// write lock, in SQLite's busy handler"): the cause is there, not in
+	// the holder's code.
+	HolderWaitsFor string
 
 	cause error // the context's error, or nil for a busy timeout
 }
@@ -102,6 +107,13 @@ func (e *LockTimeoutError) Error() string {
 	case e.Holder != "" && e.HeldFor == 0:
 		// Another process: its hold time and site are not known here.
 		fmt.Fprintf(&b, "; held by %s: find what it is doing (sqlite-safe doctor %s lists the processes using the file)", e.Holder, e.File)
+	case e.Holder != "" && e.HolderWaitsFor != "":
+		fmt.Fprintf(&b, "; held for %s by %s", round(e.HeldFor), e.Holder)
+		if e.HolderSite != "" {
+			fmt.Fprintf(&b, " at %s", e.HolderSite)
+		}
+		fmt.Fprintf(&b, ", which is itself waiting for %s: find what that process is doing (sqlite-safe doctor %s lists the processes using the file)",
+			e.HolderWaitsFor, e.File)
 	case e.Holder != "":
 		fmt.Fprintf(&b, "; held for %s by %s", round(e.HeldFor), e.Holder)
 		if e.HolderSite != "" {

@@ -97,9 +97,9 @@ func (q *writeQueue) warnSlowHold(h holder, now time.Time, waiting int, procWait
 		slog.Int("waiting", waiting),
 		slog.Duration("threshold", limit),
 	}
-	if procWaiting {
-		msg += "; it is itself waiting for a writer in another process"
-		attrs = append(attrs, slog.Bool("waiting_for_other_process", true))
+	if other := q.holderWaitsFor(procWaiting); other != "" {
+		msg += "; it is itself waiting for " + other
+		attrs = append(attrs, slog.Bool("waiting_for_other_process", true), slog.String("waiting_for", other))
 	}
 	h.c.cfg.logger().Warn(msg, attrs...)
 }
@@ -121,9 +121,9 @@ func (q *writeQueue) warnSlowWait(w, h holder, held, procWaiting bool, now time.
 			slog.String("holder", h.kind.String()),
 			slog.String("holder_site", h.site.String()),
 			slog.Duration("held", now.Sub(h.since)))
-		if procWaiting {
-			msg += ", which is waiting for a writer in another process"
-			attrs = append(attrs, slog.Bool("waiting_for_other_process", true))
+		if other := q.holderWaitsFor(procWaiting); other != "" {
+			msg += ", which is itself waiting for " + other
+			attrs = append(attrs, slog.Bool("waiting_for_other_process", true), slog.String("waiting_for", other))
 		}
 	}
 	w.c.cfg.logger().Warn(msg, attrs...)

@@ -100,3 +100,43 @@ func TestProcessQueueHolderNamedAndFreedByDeath(t *testing.T) {
 		t.Errorf("%d rows, want 1 (the killed transaction's row must not be there)", got)
 	}
 }
+
+// A process on plain SQLite (a cron job, say) holds BEGIN IMMEDIATE past the
+// busy timeout. The holder of this process's queue waits for it in SQLite's
+// busy handler; every writer that fails says another process holds the lock,
+// with its pid, and none blames a transaction of this process.
+func TestForeignProcessHolderNamed(t *testing.T) {
+	watchdog(t, 2*time.Minute)
+	path := dbPath(t)
+	db := openSafe(t, path+"?_busy_timeout=1000")
+	mustExec(t, db, "CREATE TABLE t(x)")
+	c := startChild(t, childSpec{Role: "holdtx", Driver: "sqlite", DSN: rawCareful(path), Pause: 4 * time.Second})
+	c.waitReady(20 * time.Second)
+	waitLine(t, c, "holding")
+	pid := fmt.Sprintf("(pid %d)", c.cmd.Process.Pid)
+
+	errs := parallel(16, 1, func(g, i int) error {
+		_, err := db.Exec("INSERT INTO t(x) VALUES (?)", g)
+		return err
+	})
+	if len(errs) != 16 {
+		t.Fatalf("%d of 16 writes failed while another process held the write lock past the busy timeout", len(errs))
+	}
+	for _, err := range errs {
+		msg := err.Error()
+		if !strings.Contains(msg, "another process "+pid) {
+			t.Errorf("the error does not name the other process %s: %v", pid, err)
+		}
+		if strings.Contains(msg, "do not write through the *sql.DB while your own transaction is open") {
+			t.Errorf("the error blames this process's code: %v", err)
+		}
+	}
+	t.Logf("e.g. %v", errs[0])
+	c.kill()
+	if _, err := db.Exec("INSERT INTO t(x) VALUES (99)"); err != nil {
+		t.Fatalf("a write after the other process died: %v", err)
+	}
+	if n := queryInt(t, db, "SELECT count(*) FROM t"); n != 1 {
+		t.Fatalf("%d rows, want the 1 written after", n)
+	}
+}

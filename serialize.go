@@ -22,6 +22,7 @@ import (
 // so the lock changes hands once per batch instead of once per statement.
 type writeQueue struct {
 	file string // the database file, for messages
+	key  string // its absolute path, for the system's lock table; empty in memory
 
 	// proc is the writer queue across processes, or nil: a holder whose
 	// handle asks for it (holder.proc) takes it after the in-process lock.
@@ -235,10 +236,36 @@ func (q *writeQueue) wait(ctx context.Context, timeout time.Duration, w *waiter)
 		q.stats.waits.record(time.Since(start))
 		return nil
 	}
-	err := q.timeoutError(time.Since(start), cause)
+	e := q.timeoutError(time.Since(start), cause)
+	procWaiting := q.held && q.holder.procWaiting
 	q.mu.Unlock()
 	q.stats.timeouts.Add(1)
-	return err
+	if e.Holder != "" {
+		e.HolderWaitsFor = q.holderWaitsFor(procWaiting)
+	}
+	return e
+}
+
+// holderWaitsFor says which other process the holder of the lock is
+// waiting for, if it is: the holder of the cross-process lock, or (in
+// SQLite's busy handler) a process holding the database's own write lock,
+// such as a program on plain SQLite. Empty when it is not known to wait.
+// It reads the system's lock table: call it without q.mu.
+func (q *writeQueue) holderWaitsFor(procWaiting bool) string {
+	if procWaiting && q.proc != nil {
+		who := "another process holding the cross-process lock " + q.proc.path
+		if pids := q.proc.holders(); len(pids) > 0 {
+			who = "another process (" + pidList(pids) + ") holding the cross-process lock " + q.proc.path
+		}
+		return who
+	}
+	if q.key == "" {
+		return ""
+	}
+	if writers, _ := sqliteLockers(q.key); len(writers) > 0 {
+		return "another process (" + pidList(writers) + ") holding the database's write lock, in SQLite's busy handler"
+	}
+	return ""
 }
 
 func (q *writeQueue) remove(w *waiter) {
@@ -253,7 +280,7 @@ func (q *writeQueue) remove(w *waiter) {
 }
 
 // timeoutError describes a wait that ran out. q.mu must be held.
-func (q *writeQueue) timeoutError(waited time.Duration, cause error) error {
+func (q *writeQueue) timeoutError(waited time.Duration, cause error) *LockTimeoutError {
 	e := &LockTimeoutError{File: q.file, Waited: waited, cause: cause}
 	if q.held {
 		e.Holder = q.holder.kind.String()

@@ -171,7 +171,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err != nil {
 		t.ph.ensureNoTx()
 		c.release(t)
-		return nil, err
+		return nil, c.c.busyError(err)
 	}
 	t.dtx = dtx
 	t.readOnly = opts.ReadOnly
@@ -222,7 +222,7 @@ func (t *tx) Commit() error {
 	}
 	err := st.ph.run(context.Background(), "COMMIT")
 	if err != nil {
-		err = commitError(err)
+		err = t.c.c.busyError(commitError(err))
 	}
 	t.c.endTx(err != nil)
 	return t.c.c.readOnlyError(err)
