@@ -27,8 +27,9 @@ func TestOpenMissingDirectory(t *testing.T) {
 }
 
 func TestOpenNetworkFSRefused(t *testing.T) {
-	defer sqlitesafe.SetFSType("nfs4", true, false)()
+	t.Parallel()
 	path := dbPath(t)
+	defer sqlitesafe.SetFSType(path, "nfs4", true, false)()
 	err := openSafe(t, path).Ping()
 	if !errors.Is(err, sqlitesafe.ErrNetworkFS) {
 		t.Fatalf("Ping on NFS = %v, want ErrNetworkFS", err)
@@ -52,21 +53,21 @@ func TestOpenNetworkFSRefused(t *testing.T) {
 }
 
 func TestOpenFUSERefused(t *testing.T) {
-	defer sqlitesafe.SetFSType("fuse.sshfs", false, true)()
-	err := openSafe(t, dbPath(t)).Ping()
+	t.Parallel()
+	fuse := dbPath(t)
+	defer sqlitesafe.SetFSType(fuse, "fuse.sshfs", false, true)()
+	err := openSafe(t, fuse).Ping()
 	if !errors.Is(err, sqlitesafe.ErrNetworkFS) || !strings.Contains(err.Error(), "FUSE") || !strings.Contains(err.Error(), "fuse.sshfs") {
 		t.Fatalf("Ping on FUSE = %v, want ErrNetworkFS naming the FUSE file system", err)
 	}
 	// immutable=1 takes no locks: nothing to distrust.
 	path := dbPath(t)
-	func() {
-		defer sqlitesafe.SetFSType("ext4", false, false)()
-		db := openSafe(t, path)
-		mustExec(t, db, "CREATE TABLE t(x)")
-		if err := db.Close(); err != nil { // checkpoints: immutable=1 reads no -wal
-			t.Fatal(err)
-		}
-	}()
+	db := openSafe(t, path)
+	mustExec(t, db, "CREATE TABLE t(x)")
+	if err := db.Close(); err != nil { // checkpoints: immutable=1 reads no -wal
+		t.Fatal(err)
+	}
+	defer sqlitesafe.SetFSType(path, "fuse.sshfs", false, true)()
 	if n := queryInt(t, openSafe(t, path+"?immutable=1"), "SELECT count(*) FROM t"); n != 0 {
 		t.Fatalf("count = %d", n)
 	}
