@@ -171,3 +171,13 @@ var counterSchema = []string{
 	"CREATE TABLE counter(id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
 	"INSERT INTO counter(id, n) VALUES (1, 0)",
 }
+
+// skipShort skips a test under -short: the test runs or kills other
+// processes, or soaks for seconds, and go test -short is for every save.
+// Without -short (as CI runs) it runs.
+func skipShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: " + why)
+	}
+}
