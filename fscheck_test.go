@@ -12,6 +12,7 @@ import (
 )
 
 func TestOpenMissingDirectory(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "no", "such")
 	db := openSafe(t, filepath.Join(dir, "app.db"))
 	err := db.Ping()
@@ -111,6 +112,7 @@ func walWithFrames(t *testing.T, rows int) (db, wal, shm []byte) {
 // A -wal left without its -shm is explained, nothing is deleted, and the
 // transactions in the -wal are all there.
 func TestWALWithoutSHMExplained(t *testing.T) {
+	t.Parallel()
 	dbb, wal, _ := walWithFrames(t, 50)
 	path := dbPath(t)
 	os.WriteFile(path, dbb, 0o644)
@@ -133,6 +135,7 @@ func TestWALWithoutSHMExplained(t *testing.T) {
 // committed transactions that are now lost: the error log says so, and what
 // to do, and the -shm is left where it is.
 func TestSHMWithoutWALExplained(t *testing.T) {
+	t.Parallel()
 	dbb, _, shm := walWithFrames(t, 50)
 	path := dbPath(t)
 	os.WriteFile(path, dbb, 0o644)

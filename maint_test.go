@@ -42,6 +42,7 @@ func fill(t *testing.T, db *sql.DB, n int) {
 }
 
 func TestCheckpointTruncate(t *testing.T) {
+	t.Parallel()
 	path := dbPath(t)
 	db := openSafe(t, path)
 	mustExec(t, db, "CREATE TABLE big(id INTEGER PRIMARY KEY, v BLOB)")
@@ -76,6 +77,7 @@ func TestCheckpointTruncate(t *testing.T) {
 // A reader that never finishes blocks checkpoints: Checkpoint reports it,
 // Stats shows the -wal growing, and once the reader ends the -wal is emptied.
 func TestCheckpointBlockedByLongReader(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	path := dbPath(t)
 	db := openSafe(t, path+"?_busy_timeout=200")
@@ -131,6 +133,7 @@ func TestCheckpointBlockedByLongReader(t *testing.T) {
 // The -wal is bounded by default: journal_size_limit is set, and after a
 // burst the -wal shrinks back to the limit once a checkpoint resets it.
 func TestJournalSizeLimit(t *testing.T) {
+	t.Parallel()
 	path := dbPath(t)
 	db := openSafe(t, path)
 	if n := queryInt(t, db, "PRAGMA journal_size_limit"); n != sqlitesafe.DefaultJournalSizeLimit {
@@ -190,6 +193,7 @@ func TestJournalSizeLimit(t *testing.T) {
 // another process keeps the file open (then SQLite itself leaves the -wal
 // as it is). The control is plain modernc.
 func TestCloseCheckpoints(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, driver string
 		dsn          func(string) string
@@ -231,6 +235,7 @@ func TestCloseCheckpoints(t *testing.T) {
 // committed before the backup began is in the copy, the copy passes
 // integrity_check, and the writers never fail.
 func TestBackupWhileWriting(t *testing.T) {
+	t.Parallel()
 	watchdog(t, 2*time.Minute)
 	path := dbPath(t)
 	db := openSafe(t, path)
@@ -305,6 +310,7 @@ func TestBackupWhileWriting(t *testing.T) {
 // Raw gives modernc's connection under the writer lock: the backup API,
 // hooks and Serialize work, and writers wait meanwhile.
 func TestRawUnderTheWriterLock(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	path := dbPath(t)
 	db := openSafe(t, path)

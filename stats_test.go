@@ -36,6 +36,7 @@ func mustStats(t *testing.T, db *sql.DB) sqlitesafe.Stats {
 // GetStats reaches the metrics from a *sql.DB opened with sql.Open, and they
 // count exactly what ran.
 func TestStatsFromSQLOpen(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	path := dbPath(t)
 	db := openSafe(t, path)
@@ -117,6 +118,7 @@ func TestStatsFromSQLOpen(t *testing.T) {
 // Stats names the holder of the lock and where it took it, the waiters, and
 // what the wait cost once it is over.
 func TestStatsHolderAndWaiters(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	db := openSafe(t, dbPath(t)+"?_slow_hold=off&_slow_wait=off")
 	mustExec(t, db, counterSchema...)
@@ -164,6 +166,7 @@ func TestStatsHolderAndWaiters(t *testing.T) {
 // SQLITE_BUSY from another process's writer (here: plain modernc holding
 // the lock) is counted by extended code, and the lock timeout too.
 func TestStatsBusyByCode(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	path := dbPath(t)
 	db := openSafe(t, path+"?_busy_timeout=100")
