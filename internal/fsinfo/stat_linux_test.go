@@ -11,6 +11,7 @@ import (
 // TestStatTempDir checks Stat on a real directory against statfs and the
 // mount table read independently.
 func TestStatTempDir(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	info, err := Stat(dir)
 	if err != nil {
@@ -75,6 +76,7 @@ func TestStatTempDir(t *testing.T) {
 // TestStatMissing checks that a path that does not exist is described by
 // its nearest existing parent, and is not created.
 func TestStatMissing(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	want, err := Stat(dir)
 	if err != nil {
@@ -108,6 +110,7 @@ func TestStatMissing(t *testing.T) {
 // TestStatTmpfs checks a second real file system type when /dev/shm is a
 // tmpfs, as it is on most Linux systems.
 func TestStatTmpfs(t *testing.T) {
+	t.Parallel()
 	var st syscall.Statfs_t
 	if err := syscall.Statfs("/dev/shm", &st); err != nil || uint32(st.Type) != 0x01021994 {
 		t.Skip("/dev/shm is not a tmpfs here")
@@ -123,6 +126,7 @@ func TestStatTmpfs(t *testing.T) {
 
 // TestDevNumbers checks the dev_t split.
 func TestDevNumbers(t *testing.T) {
+	t.Parallel()
 	if got := devMajor(0x0000_0000_0000_fe00); got != 254 {
 		t.Errorf("devMajor(0xfe00) = %d", got)
 	}
