@@ -245,6 +245,7 @@ func TestBackupWhileWriting(t *testing.T) {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var writes atomic.Int64
+	wrote := make(chan struct{}, 1) // a write succeeded
 	errs := make(chan error, 16)
 	for range 8 {
 		wg.Add(1)
@@ -256,17 +257,34 @@ func TestBackupWhileWriting(t *testing.T) {
 					return
 				}
 				writes.Add(1)
+				select {
+				case wrote <- struct{}{}:
+				default:
+				}
 			}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
+	// untilWrites waits until n writes have succeeded, or a writer failed.
+	untilWrites := func(n int64) {
+		t.Helper()
+		for writes.Load() < n {
+			select {
+			case <-wrote:
+			case err := <-errs:
+				t.Fatalf("a writer failed: %v", err)
+			}
+		}
+	}
+	untilWrites(20) // the writers are going
 	before := queryInt(t, db, "SELECT max(id) FROM big")
 	dst := filepath.Join(t.TempDir(), "copy.db")
+	atStart := writes.Load()
 	if err := sqlitesafe.Backup(context.Background(), db, dst); err != nil {
 		t.Fatal(err)
 	}
-	during := writes.Load()
-	time.Sleep(20 * time.Millisecond)
+	atEnd := writes.Load()
+	during := atEnd - atStart
+	untilWrites(atEnd + 20) // and still going after the backup
 	stop.Store(true)
 	wg.Wait()
 	close(errs)
@@ -285,7 +303,7 @@ func TestBackupWhileWriting(t *testing.T) {
 	if n := queryInt(t, cp, "SELECT count(*) FROM big WHERE id <= ?", before); n != before {
 		t.Errorf("the copy has %d of the %d rows committed before the backup", n, before)
 	}
-	t.Logf("copy: %d rows; %d rows committed before, %d writes during and after",
+	t.Logf("copy: %d rows; %d rows committed before the backup, %d writes during it",
 		queryInt(t, cp, "SELECT count(*) FROM big"), before, during)
 	// The destination exists now: refused, and left as it is.
 	h := fileHash(t, dst)
