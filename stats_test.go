@@ -116,51 +116,52 @@ func TestStatsFromSQLOpen(t *testing.T) {
 }
 
 // Stats names the holder of the lock and where it took it, the waiters, and
-// what the wait cost once it is over.
+// what the wait cost once it is over. On synctest's clock the hold and the
+// wait last exactly 50 ms.
 func TestStatsHolderAndWaiters(t *testing.T) {
 	t.Parallel()
 	watchdog(t, time.Minute)
-	db := openSafe(t, dbPath(t)+"?_slow_hold=off&_slow_wait=off")
-	mustExec(t, db, counterSchema...)
+	synctest.Test(t, func(t *testing.T) {
+		db := openSafe(t, dbPath(t)+"?_slow_hold=off&_slow_wait=off")
+		mustExec(t, db, counterSchema...)
 
-	tx, err := db.Begin()
-	site := prevLine()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if _, err := db.Exec("UPDATE counter SET n = n + 1"); err != nil {
-			t.Error(err)
+		tx, err := db.Begin()
+		site := prevLine()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	var st sqlitesafe.Stats
-	for st = mustStats(t, db); st.QueueDepth != 1 && time.Now().Before(deadline); st = mustStats(t, db) {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
-	st = mustStats(t, db)
-	if !st.Held || st.Holder != "a transaction begun" || st.QueueDepth != 1 {
-		t.Fatalf("Held %v, Holder %q, QueueDepth %d; want a transaction holding and one waiter", st.Held, st.Holder, st.QueueDepth)
-	}
-	if !strings.HasSuffix(st.HolderSite, site) || st.HeldFor < 50*time.Millisecond {
-		t.Errorf("HolderSite %q (want ...%s), HeldFor %s", st.HolderSite, site, st.HeldFor)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	st = mustStats(t, db)
-	if st.Held || st.QueueDepth != 0 || st.Waits != 1 || st.WaitMax < 50*time.Millisecond {
-		t.Errorf("after: Held %v, QueueDepth %d, Waits %d, WaitMax %s; want one wait of 50ms or more",
-			st.Held, st.QueueDepth, st.Waits, st.WaitMax)
-	}
-	if st.HoldMax < 50*time.Millisecond {
-		t.Errorf("HoldMax = %s, want the transaction's hold of 50ms or more", st.HoldMax)
-	}
+		done := make(chan error)
+		go func() {
+			_, err := db.Exec("UPDATE counter SET n = n + 1")
+			done <- err
+		}()
+		synctest.Wait() // the update waits in the queue
+		time.Sleep(50 * time.Millisecond)
+		st := mustStats(t, db)
+		if !st.Held || st.Holder != "a transaction begun" || st.QueueDepth != 1 {
+			t.Fatalf("Held %v, Holder %q, QueueDepth %d; want a transaction holding and one waiter", st.Held, st.Holder, st.QueueDepth)
+		}
+		if !strings.HasSuffix(st.HolderSite, site) || st.HeldFor != 50*time.Millisecond {
+			t.Errorf("HolderSite %q (want ...%s), HeldFor %s (want 50ms)", st.HolderSite, site, st.HeldFor)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		st = mustStats(t, db)
+		if st.Held || st.QueueDepth != 0 || st.Waits != 1 || st.WaitMax < 50*time.Millisecond {
+			t.Errorf("after: Held %v, QueueDepth %d, Waits %d, WaitMax %s; want one wait of 50ms or more",
+				st.Held, st.QueueDepth, st.Waits, st.WaitMax)
+		}
+		if st.HoldMax < 50*time.Millisecond {
+			t.Errorf("HoldMax = %s, want the transaction's hold of 50ms or more", st.HoldMax)
+		}
+		if n := queryInt(t, db, "SELECT n FROM counter"); n != 1 {
+			t.Errorf("counter = %d, want 1", n)
+		}
+	})
 }
 
 // SQLITE_BUSY from another process's writer (here: plain modernc holding
