@@ -16,13 +16,13 @@ type fakeFS struct {
 var fakeFSes sync.Map
 
 func init() {
-	real := fsType
+	statfs := fsType
 	fsType = func(db, dir string) (string, bool, bool, error) {
 		if v, ok := fakeFSes.Load(db); ok {
 			f := v.(fakeFS)
 			return f.name, f.network, f.fuse, nil
 		}
-		return real(db, dir)
+		return statfs(db, dir)
 	}
 }
 
@@ -44,8 +44,8 @@ func resolve(path string) string {
 	if err != nil {
 		return path
 	}
-	if real, err := filepath.EvalSymlinks(abs); err == nil {
-		return real
+	if resolved, err := filepath.EvalSymlinks(abs); err == nil {
+		return resolved
 	}
 	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
 		return filepath.Join(dir, filepath.Base(abs))
