@@ -114,6 +114,7 @@ func crashSeed(t *testing.T) uint64 {
 // integrity_check; and a new handle writes at once, with no lock left
 // behind by the dead process.
 func TestCrashKill9(t *testing.T) {
+	skipShort(t, "kills writer processes, 50 times")
 	watchdog(t, 3*time.Minute)
 	const kills = 25
 	for _, tc := range []struct {

@@ -17,10 +17,11 @@ import (
 // the process cannot write, a read-only file, a -wal without its -shm) are
 // reported at once, naming the file, the cause and what to do.
 
-// fsType describes the file system holding a path: its name, and whether
-// it is a network or a FUSE file system. Tests replace it.
-var fsType = func(path string) (name string, network, fuse bool, err error) {
-	return statFSType(path)
+// fsType describes the file system of the directory dir that holds the
+// database file db: its name, and whether it is a network or a FUSE file
+// system. Tests replace it with one that answers for the files they name.
+var fsType = func(db, dir string) (name string, network, fuse bool, err error) {
+	return statFSType(dir)
 }
 
 // checkFile checks the database file at path (the resolved registry key)
@@ -83,7 +84,7 @@ func (c *connector) checkFile(path string) error {
 // checkFS refuses a database on a network or FUSE file system unless the DSN
 // allows it.
 func (c *connector) checkFS(path, dir string) error {
-	name, network, fuse, err := fsType(dir)
+	name, network, fuse, err := fsType(path, dir)
 	if err != nil || (!network && !fuse) {
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 )
 
 func TestOpenMissingDirectory(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "no", "such")
 	db := openSafe(t, filepath.Join(dir, "app.db"))
 	err := db.Ping()
@@ -27,8 +28,9 @@ func TestOpenMissingDirectory(t *testing.T) {
 }
 
 func TestOpenNetworkFSRefused(t *testing.T) {
-	defer sqlitesafe.SetFSType("nfs4", true, false)()
+	t.Parallel()
 	path := dbPath(t)
+	defer sqlitesafe.SetFSType(path, "nfs4", true, false)()
 	err := openSafe(t, path).Ping()
 	if !errors.Is(err, sqlitesafe.ErrNetworkFS) {
 		t.Fatalf("Ping on NFS = %v, want ErrNetworkFS", err)
@@ -52,21 +54,21 @@ func TestOpenNetworkFSRefused(t *testing.T) {
 }
 
 func TestOpenFUSERefused(t *testing.T) {
-	defer sqlitesafe.SetFSType("fuse.sshfs", false, true)()
-	err := openSafe(t, dbPath(t)).Ping()
+	t.Parallel()
+	fuse := dbPath(t)
+	defer sqlitesafe.SetFSType(fuse, "fuse.sshfs", false, true)()
+	err := openSafe(t, fuse).Ping()
 	if !errors.Is(err, sqlitesafe.ErrNetworkFS) || !strings.Contains(err.Error(), "FUSE") || !strings.Contains(err.Error(), "fuse.sshfs") {
 		t.Fatalf("Ping on FUSE = %v, want ErrNetworkFS naming the FUSE file system", err)
 	}
 	// immutable=1 takes no locks: nothing to distrust.
 	path := dbPath(t)
-	func() {
-		defer sqlitesafe.SetFSType("ext4", false, false)()
-		db := openSafe(t, path)
-		mustExec(t, db, "CREATE TABLE t(x)")
-		if err := db.Close(); err != nil { // checkpoints: immutable=1 reads no -wal
-			t.Fatal(err)
-		}
-	}()
+	db := openSafe(t, path)
+	mustExec(t, db, "CREATE TABLE t(x)")
+	if err := db.Close(); err != nil { // checkpoints: immutable=1 reads no -wal
+		t.Fatal(err)
+	}
+	defer sqlitesafe.SetFSType(path, "fuse.sshfs", false, true)()
 	if n := queryInt(t, openSafe(t, path+"?immutable=1"), "SELECT count(*) FROM t"); n != 0 {
 		t.Fatalf("count = %d", n)
 	}
@@ -110,6 +112,7 @@ func walWithFrames(t *testing.T, rows int) (db, wal, shm []byte) {
 // A -wal left without its -shm is explained, nothing is deleted, and the
 // transactions in the -wal are all there.
 func TestWALWithoutSHMExplained(t *testing.T) {
+	t.Parallel()
 	dbb, wal, _ := walWithFrames(t, 50)
 	path := dbPath(t)
 	os.WriteFile(path, dbb, 0o644)
@@ -132,6 +135,7 @@ func TestWALWithoutSHMExplained(t *testing.T) {
 // committed transactions that are now lost: the error log says so, and what
 // to do, and the -shm is left where it is.
 func TestSHMWithoutWALExplained(t *testing.T) {
+	t.Parallel()
 	dbb, _, shm := walWithFrames(t, 50)
 	path := dbPath(t)
 	os.WriteFile(path, dbb, 0o644)

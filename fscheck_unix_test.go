@@ -136,6 +136,7 @@ func init() {
 // at once with ErrReadOnly, saying why, instead of failing the open (SQLite
 // would fail setting WAL) or hanging.
 func TestReadOnlyFile(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	dir := otherUserDir(t, true)
 	path := filepath.Join(dir, "app.db")
@@ -177,6 +178,7 @@ func TestReadOnlyFile(t *testing.T) {
 // A directory the process may not write: SQLite could not create -wal and
 // -shm there. The open fails at once, naming the directory.
 func TestDirectoryNotWritable(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	dir := otherUserDir(t, false)
 	path := filepath.Join(dir, "app.db")

@@ -76,6 +76,7 @@ func code(err error) int {
 }
 
 func TestGroupCommitKeepsEachOutcome(t *testing.T) {
+	t.Parallel()
 	db, c := openWhite(t, filepath.Join(t.TempDir(), "app.db")+"?_foreign_keys=on")
 	for _, s := range []string{
 		"CREATE TABLE t(id INTEGER PRIMARY KEY, k TEXT UNIQUE)",
@@ -180,6 +181,7 @@ func TestGroupCommitKeepsEachOutcome(t *testing.T) {
 }
 
 func TestGroupCommitOff(t *testing.T) {
+	t.Parallel()
 	db, c := openWhite(t, filepath.Join(t.TempDir(), "app.db")+"?_group_commit=off")
 	if _, err := db.Exec("CREATE TABLE t(x)"); err != nil {
 		t.Fatal(err)
@@ -200,6 +202,8 @@ func TestGroupCommitOff(t *testing.T) {
 }
 
 func TestMisjudgedReadRunsOnTheWriter(t *testing.T) {
+	// Not in parallel: it plants wrong entries in the package-wide cache of
+	// statement classes, for texts other tests run too.
 	db, _ := openWhite(t, filepath.Join(t.TempDir(), "app.db"))
 	if _, err := db.Exec("CREATE TABLE t(x)"); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package sqlitesafe_test
 
 import (
+	"testing"
+
 	_ "github.com/sqlitesafe/sqlitesafe"
 	"github.com/sqlitesafe/sqlitesafe/internal/dbtest"
 )
@@ -28,3 +30,13 @@ type (
 	execer  = dbtest.Execer
 	queryer = dbtest.Queryer
 )
+
+// skipShort skips a test under -short: the test runs or kills other
+// processes, or soaks for seconds, and go test -short is for every save.
+// Without -short (as CI runs) it runs.
+func skipShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: " + why)
+	}
+}

@@ -42,6 +42,7 @@ func fill(t *testing.T, db *sql.DB, n int) {
 }
 
 func TestCheckpointTruncate(t *testing.T) {
+	t.Parallel()
 	path := dbPath(t)
 	db := openSafe(t, path)
 	mustExec(t, db, "CREATE TABLE big(id INTEGER PRIMARY KEY, v BLOB)")
@@ -76,6 +77,7 @@ func TestCheckpointTruncate(t *testing.T) {
 // A reader that never finishes blocks checkpoints: Checkpoint reports it,
 // Stats shows the -wal growing, and once the reader ends the -wal is emptied.
 func TestCheckpointBlockedByLongReader(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	path := dbPath(t)
 	db := openSafe(t, path+"?_busy_timeout=200")
@@ -92,7 +94,7 @@ func TestCheckpointBlockedByLongReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 5 {
-		fill(t, db, 400)
+		fill(t, db, 100)
 	}
 	r, err := sqlitesafe.Checkpoint(context.Background(), db, sqlitesafe.CheckpointPassive)
 	if err != nil {
@@ -111,7 +113,7 @@ func TestCheckpointBlockedByLongReader(t *testing.T) {
 	}
 	t.Logf("TRUNCATE gave up after %s: %+v", time.Since(start), r)
 	st := mustStats(t, db)
-	if st.WALSize < 2_000_000 || !st.LastCheckpoint.Busy {
+	if st.WALSize < 500_000 || !st.LastCheckpoint.Busy {
 		t.Errorf("Stats: WALSize %d, LastCheckpoint %+v; want a large -wal and a busy checkpoint", st.WALSize, st.LastCheckpoint)
 	}
 	// The reader still sees its snapshot.
@@ -131,6 +133,7 @@ func TestCheckpointBlockedByLongReader(t *testing.T) {
 // The -wal is bounded by default: journal_size_limit is set, and after a
 // burst the -wal shrinks back to the limit once a checkpoint resets it.
 func TestJournalSizeLimit(t *testing.T) {
+	t.Parallel()
 	path := dbPath(t)
 	db := openSafe(t, path)
 	if n := queryInt(t, db, "PRAGMA journal_size_limit"); n != sqlitesafe.DefaultJournalSizeLimit {
@@ -150,7 +153,7 @@ func TestJournalSizeLimit(t *testing.T) {
 	}
 	var n int
 	rtx.QueryRow("SELECT count(*) FROM big").Scan(&n)
-	fill(t, db, 3000)
+	fill(t, db, 1000) // about 1 MiB of -wal, 4 times the limit
 	burst := walSize(t, path)
 	rtx.Rollback()
 	if burst < 2*limit {
@@ -177,7 +180,7 @@ func TestJournalSizeLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	rtx.QueryRow("SELECT count(*) FROM big").Scan(&n)
-	fill(t, db2, 3000)
+	fill(t, db2, 1000)
 	rtx.Rollback()
 	sqlitesafe.Checkpoint(context.Background(), db2, sqlitesafe.CheckpointPassive)
 	mustExec(t, db2, "INSERT INTO big(v) VALUES (x'00')")
@@ -190,6 +193,7 @@ func TestJournalSizeLimit(t *testing.T) {
 // another process keeps the file open (then SQLite itself leaves the -wal
 // as it is). The control is plain modernc.
 func TestCloseCheckpoints(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, driver string
 		dsn          func(string) string
@@ -231,15 +235,17 @@ func TestCloseCheckpoints(t *testing.T) {
 // committed before the backup began is in the copy, the copy passes
 // integrity_check, and the writers never fail.
 func TestBackupWhileWriting(t *testing.T) {
+	t.Parallel()
 	watchdog(t, 2*time.Minute)
 	path := dbPath(t)
 	db := openSafe(t, path)
 	mustExec(t, db, "CREATE TABLE big(id INTEGER PRIMARY KEY, v BLOB)")
-	fill(t, db, 5000)
+	fill(t, db, 2000)
 
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var writes atomic.Int64
+	wrote := make(chan struct{}, 1) // a write succeeded
 	errs := make(chan error, 16)
 	for range 8 {
 		wg.Add(1)
@@ -251,17 +257,34 @@ func TestBackupWhileWriting(t *testing.T) {
 					return
 				}
 				writes.Add(1)
+				select {
+				case wrote <- struct{}{}:
+				default:
+				}
 			}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
+	// untilWrites waits until n writes have succeeded, or a writer failed.
+	untilWrites := func(n int64) {
+		t.Helper()
+		for writes.Load() < n {
+			select {
+			case <-wrote:
+			case err := <-errs:
+				t.Fatalf("a writer failed: %v", err)
+			}
+		}
+	}
+	untilWrites(20) // the writers are going
 	before := queryInt(t, db, "SELECT max(id) FROM big")
 	dst := filepath.Join(t.TempDir(), "copy.db")
+	atStart := writes.Load()
 	if err := sqlitesafe.Backup(context.Background(), db, dst); err != nil {
 		t.Fatal(err)
 	}
-	during := writes.Load()
-	time.Sleep(20 * time.Millisecond)
+	atEnd := writes.Load()
+	during := atEnd - atStart
+	untilWrites(atEnd + 20) // and still going after the backup
 	stop.Store(true)
 	wg.Wait()
 	close(errs)
@@ -280,7 +303,7 @@ func TestBackupWhileWriting(t *testing.T) {
 	if n := queryInt(t, cp, "SELECT count(*) FROM big WHERE id <= ?", before); n != before {
 		t.Errorf("the copy has %d of the %d rows committed before the backup", n, before)
 	}
-	t.Logf("copy: %d rows; %d rows committed before, %d writes during and after",
+	t.Logf("copy: %d rows; %d rows committed before the backup, %d writes during it",
 		queryInt(t, cp, "SELECT count(*) FROM big"), before, during)
 	// The destination exists now: refused, and left as it is.
 	h := fileHash(t, dst)
@@ -305,6 +328,7 @@ func TestBackupWhileWriting(t *testing.T) {
 // Raw gives modernc's connection under the writer lock: the backup API,
 // hooks and Serialize work, and writers wait meanwhile.
 func TestRawUnderTheWriterLock(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	path := dbPath(t)
 	db := openSafe(t, path)

@@ -151,6 +151,7 @@ func rmwAcrossProcesses(t *testing.T, driver string, dsn func(path string) strin
 // processes at once on one file, with the default DSN: no error in any
 // process, no update lost.
 func TestMultiProcReadModifyWrite(t *testing.T) {
+	skipShort(t, "runs writers in child processes")
 	watchdog(t, 5*time.Minute)
 	want := int64(mpProcs * mpGoroutines * mpIterations)
 	for _, v := range safeVariants {
@@ -204,6 +205,7 @@ func TestMultiProcReadModifyWrite(t *testing.T) {
 // others insert in autocommit, all with the default DSN: every write
 // succeeds, every row is there once.
 func TestMultiProcMixedWriters(t *testing.T) {
+	skipShort(t, "runs writers in child processes")
 	watchdog(t, 5*time.Minute)
 	const (
 		longTxs, longRows = 20, 100
@@ -282,6 +284,7 @@ func processQueueWired(t testing.TB, path, dsn string) {
 // time out; with it they are woken when the lock is free, and every write
 // succeeds.
 func TestMultiProcLongWriterStarvation(t *testing.T) {
+	skipShort(t, "runs writers in child processes for seconds")
 	watchdog(t, 3*time.Minute)
 	const (
 		inserters  = 3

@@ -53,6 +53,7 @@ func waitLine(t *testing.T, c *child, line string) {
 // error that names that process, and once the process dies, even by
 // SIGKILL, the next write goes through at once.
 func TestProcessQueueHolderNamedAndFreedByDeath(t *testing.T) {
+	skipShort(t, "runs and kills a child process")
 	watchdog(t, time.Minute)
 	path := dbPath(t)
 	db := openSafe(t, path+"?_busy_timeout=300")
@@ -106,6 +107,7 @@ func TestProcessQueueHolderNamedAndFreedByDeath(t *testing.T) {
 // busy handler; every writer that fails says another process holds the lock,
 // with its pid, and none blames a transaction of this process.
 func TestForeignProcessHolderNamed(t *testing.T) {
+	skipShort(t, "runs another process")
 	watchdog(t, 2*time.Minute)
 	path := dbPath(t)
 	db := openSafe(t, path+"?_busy_timeout=1000")

@@ -28,6 +28,7 @@ func twoProcLocks(t *testing.T) (a, b *procLock) {
 }
 
 func TestProcLockExcludes(t *testing.T) {
+	t.Parallel()
 	a, b := twoProcLocks(t)
 	ctx := context.Background()
 	if waited, err := a.acquire(ctx, time.Second); err != nil || waited {
@@ -62,6 +63,7 @@ func TestProcLockExcludes(t *testing.T) {
 // A wait abandoned for good leaves no lock behind: the blocked call that
 // succeeds with nobody waiting lets go at once.
 func TestProcLockAbandonedWait(t *testing.T) {
+	t.Parallel()
 	a, b := twoProcLocks(t)
 	if _, err := a.acquire(context.Background(), time.Second); err != nil {
 		t.Fatal(err)
@@ -82,6 +84,7 @@ func TestProcLockAbandonedWait(t *testing.T) {
 // The writer queue takes the process lock after the in-process lock and
 // gives it back with it; a timeout on the process lock frees the queue.
 func TestQueueTakesProcLock(t *testing.T) {
+	t.Parallel()
 	a, other := twoProcLocks(t)
 	q := &writeQueue{file: "app.db", proc: a}
 	h := holderHere(holdTx)
@@ -115,6 +118,7 @@ func TestQueueTakesProcLock(t *testing.T) {
 }
 
 func TestFlockHolders(t *testing.T) {
+	t.Parallel()
 	text := `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF
 1: -> FLOCK  ADVISORY  WRITE 4343 fd:01:1234 0 EOF
 2: POSIX  ADVISORY  READ 77 fd:01:999 128 128
@@ -145,6 +149,7 @@ func TestFlockHolders(t *testing.T) {
 // A process that has had the lock for a whole fairSlice steps aside once
 // when another process waits, and only then.
 func TestProcLockYieldsToWaiters(t *testing.T) {
+	t.Parallel()
 	if runtime.GOOS != "linux" {
 		t.Skip("the waiting flag needs Linux's open file description locks")
 	}

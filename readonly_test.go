@@ -27,6 +27,7 @@ func files(t *testing.T, dir string) []string {
 }
 
 func TestReadOnlyHandle(t *testing.T) {
+	t.Parallel()
 	for _, query := range []string{"mode=ro", "immutable=1"} {
 		for _, form := range []string{"plain", "uri"} {
 			t.Run(query+"/"+form, func(t *testing.T) {
@@ -95,6 +96,7 @@ func TestReadOnlyHandle(t *testing.T) {
 }
 
 func TestPlainPathModeReadOnlyIsHonoured(t *testing.T) {
+	t.Parallel()
 	path := dbPath(t)
 	mustExec(t, open(t, "sqlite", path), "CREATE TABLE t(x)")
 	// Control: modernc.org/sqlite drops the query of a plain path, so
@@ -109,6 +111,7 @@ func TestPlainPathModeReadOnlyIsHonoured(t *testing.T) {
 }
 
 func TestMaxReaders(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	db := openSafe(t, dbPath(t)+"?_max_readers=1&_busy_timeout=200ms")
 	mustExec(t, db, "CREATE TABLE t(x)", "INSERT INTO t VALUES (1), (2)")

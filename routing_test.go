@@ -16,6 +16,7 @@ import (
 )
 
 func TestPinnedConnectionState(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -107,6 +108,7 @@ func TestPinnedConnectionState(t *testing.T) {
 }
 
 func TestInMemory(t *testing.T) {
+	t.Parallel()
 	for _, dsn := range []string{":memory:", "file::memory:", "file:mem?mode=memory", "file:/mem?vfs=memdb"} {
 		t.Run(dsn, func(t *testing.T) {
 			watchdog(t, time.Minute)
@@ -127,49 +129,39 @@ func TestInMemory(t *testing.T) {
 				}
 				return n, errs
 			}
-			if dsn == ":memory:" {
-				// Plain modernc.org/sqlite gives each pool connection its
-				// own empty database: a table created on one connection
-				// is missing on the next.
-				raw := open(t, "sqlite", dsn)
+			// A table made on one pinned connection is there on a second:
+			// one database, however many connections the pool opens.
+			twoConns := func(db *sql.DB) error {
 				ctx := context.Background()
-				c1, err := raw.Conn(ctx)
+				c1, err := db.Conn(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer c1.Close()
-				c2, err := raw.Conn(ctx)
+				mustExec(t, c1, "CREATE TABLE u(x)")
+				c2, err := db.Conn(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer c2.Close()
-				mustExec(t, c1, "CREATE TABLE t(g, i)")
-				_, err = c2.ExecContext(ctx, "INSERT INTO t VALUES (1, 1)")
-				if err == nil || !strings.Contains(err.Error(), "no such table") {
+				_, err = c2.ExecContext(ctx, "INSERT INTO u VALUES (1)")
+				return err
+			}
+			if dsn == ":memory:" {
+				// Plain modernc.org/sqlite gives each pool connection its
+				// own empty database.
+				if err := twoConns(open(t, "sqlite", dsn)); err == nil || !strings.Contains(err.Error(), "no such table") {
 					t.Fatalf("control: %v, want 'no such table' from another connection's database", err)
 				}
 			}
 			db := openSafe(t, dsn)
+			if err := twoConns(db); err != nil {
+				t.Fatalf("a table made on one connection, written on another: %v", err)
+			}
 			n, errs := work(db)
 			noErrors(t, dsn, errs)
 			if n != 200 {
 				t.Fatalf("%d rows, want 200", n)
-			}
-			// Two connections held at once see one database.
-			ctx := context.Background()
-			c1, err := db.Conn(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c1.Close()
-			c2, err := db.Conn(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c2.Close()
-			mustExec(t, c1, "CREATE TABLE u(x)")
-			if _, err := c2.ExecContext(ctx, "INSERT INTO u VALUES (1)"); err != nil {
-				t.Fatalf("a table created on one connection, used on another: %v", err)
 			}
 		})
 	}
@@ -193,6 +185,7 @@ func rmwInsert(db *sql.DB, g, i int) error {
 }
 
 func TestHandlesShareTheQueue(t *testing.T) {
+	t.Parallel()
 	watchdog(t, 2*time.Minute)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
@@ -257,6 +250,7 @@ func TestHandlesShareTheQueue(t *testing.T) {
 }
 
 func TestPreparedStatements(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	db := openSafe(t, dbPath(t))
 	mustExec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, g, i)")
@@ -316,6 +310,7 @@ func TestPreparedStatements(t *testing.T) {
 }
 
 func TestScripts(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	db := openSafe(t, dbPath(t))
 	mustExec(t, db, "CREATE TABLE a(v)", "CREATE TABLE b(v)")
@@ -338,6 +333,7 @@ func TestScripts(t *testing.T) {
 }
 
 func TestMaintenanceBesideWrites(t *testing.T) {
+	t.Parallel()
 	watchdog(t, 2*time.Minute)
 	const goroutines, iterations = 8, 30
 	work := func(db *sql.DB) []error {
@@ -411,6 +407,7 @@ func TestMaintenanceBesideWrites(t *testing.T) {
 }
 
 func TestErrorsAreReachable(t *testing.T) {
+	t.Parallel()
 	db := openSafe(t, dbPath(t))
 	mustExec(t, db, "CREATE TABLE t(k TEXT PRIMARY KEY)", "INSERT INTO t VALUES ('a')")
 	_, err := db.Exec("INSERT INTO t VALUES ('a')")
@@ -424,6 +421,7 @@ func TestErrorsAreReachable(t *testing.T) {
 }
 
 func TestConnectionSettingWithOneConnection(t *testing.T) {
+	t.Parallel()
 	// A common program: one connection in the pool, a connection PRAGMA
 	// set with Exec after opening. It must keep applying to every later
 	// call, reads and writes, as it does with any driver.
@@ -447,6 +445,7 @@ func TestConnectionSettingWithOneConnection(t *testing.T) {
 }
 
 func TestJournalModeChangeBesideReaders(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	db := openSafe(t, dbPath(t)+"?_busy_timeout=2s")
 	mustExec(t, db, "CREATE TABLE t(x)", "INSERT INTO t VALUES (1)")
@@ -470,6 +469,7 @@ func TestJournalModeChangeBesideReaders(t *testing.T) {
 }
 
 func TestSharedCacheOnAFile(t *testing.T) {
+	t.Parallel()
 	// cache=shared, common in DSNs copied from old answers, is ignored
 	// for a file: concurrent writes and reads work as without it.
 	watchdog(t, time.Minute)

@@ -32,6 +32,7 @@ func untilWaiting(t *testing.T, q *writeQueue, n int) {
 }
 
 func TestQueueFIFO(t *testing.T) {
+	t.Parallel()
 	q := &writeQueue{file: "test.db"}
 	ctx := context.Background()
 	if err := q.lock(ctx, time.Minute, holderHere(holdTx)); err != nil {
@@ -71,6 +72,7 @@ func TestQueueFIFO(t *testing.T) {
 }
 
 func TestQueueWaitEnds(t *testing.T) {
+	t.Parallel()
 	q := &writeQueue{file: "test.db"}
 	if err := q.lock(context.Background(), time.Minute, holderHere(holdTx)); err != nil {
 		t.Fatal(err)
@@ -116,6 +118,7 @@ func TestQueueWaitEnds(t *testing.T) {
 }
 
 func TestQueueGrantRacesTimeout(t *testing.T) {
+	t.Parallel()
 	// Waiters whose waits run out while the lock is being handed to them
 	// must pass it on, never keep it: after many rounds, the lock is free.
 	q := &writeQueue{file: "test.db"}
@@ -141,6 +144,7 @@ func TestQueueGrantRacesTimeout(t *testing.T) {
 }
 
 func TestQueueBatches(t *testing.T) {
+	t.Parallel()
 	q := &writeQueue{file: "test.db"}
 	a, b := &connector{}, &connector{}
 	if err := q.lock(context.Background(), time.Minute, holderHere(holdTx)); err != nil {
@@ -194,6 +198,7 @@ func TestQueueBatches(t *testing.T) {
 }
 
 func TestQueueBatchPanic(t *testing.T) {
+	t.Parallel()
 	q := &writeQueue{file: "test.db"}
 	c := &connector{}
 	if err := q.lock(context.Background(), time.Minute, holderHere(holdTx)); err != nil {
@@ -232,6 +237,7 @@ func TestQueueBatchPanic(t *testing.T) {
 }
 
 func TestCallSite(t *testing.T) {
+	t.Parallel()
 	h := holderHere(holdExec) // this line
 	if got := h.site.String(); !strings.HasPrefix(got, "sqlitesafe/serialize_test.go:") && !strings.Contains(got, "serialize_test.go:") {
 		t.Fatalf("site %q, want this test file", got)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sqlitesafe/sqlitesafe"
@@ -35,6 +36,7 @@ func mustStats(t *testing.T, db *sql.DB) sqlitesafe.Stats {
 // GetStats reaches the metrics from a *sql.DB opened with sql.Open, and they
 // count exactly what ran.
 func TestStatsFromSQLOpen(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	path := dbPath(t)
 	db := openSafe(t, path)
@@ -114,55 +116,58 @@ func TestStatsFromSQLOpen(t *testing.T) {
 }
 
 // Stats names the holder of the lock and where it took it, the waiters, and
-// what the wait cost once it is over.
+// what the wait cost once it is over. On synctest's clock the hold and the
+// wait last exactly 50 ms.
 func TestStatsHolderAndWaiters(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
-	db := openSafe(t, dbPath(t)+"?_slow_hold=off&_slow_wait=off")
-	mustExec(t, db, counterSchema...)
+	synctest.Test(t, func(t *testing.T) {
+		db := openSafe(t, dbPath(t)+"?_slow_hold=off&_slow_wait=off")
+		mustExec(t, db, counterSchema...)
 
-	tx, err := db.Begin()
-	site := prevLine()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if _, err := db.Exec("UPDATE counter SET n = n + 1"); err != nil {
-			t.Error(err)
+		tx, err := db.Begin()
+		site := prevLine()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	var st sqlitesafe.Stats
-	for st = mustStats(t, db); st.QueueDepth != 1 && time.Now().Before(deadline); st = mustStats(t, db) {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
-	st = mustStats(t, db)
-	if !st.Held || st.Holder != "a transaction begun" || st.QueueDepth != 1 {
-		t.Fatalf("Held %v, Holder %q, QueueDepth %d; want a transaction holding and one waiter", st.Held, st.Holder, st.QueueDepth)
-	}
-	if !strings.HasSuffix(st.HolderSite, site) || st.HeldFor < 50*time.Millisecond {
-		t.Errorf("HolderSite %q (want ...%s), HeldFor %s", st.HolderSite, site, st.HeldFor)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	st = mustStats(t, db)
-	if st.Held || st.QueueDepth != 0 || st.Waits != 1 || st.WaitMax < 50*time.Millisecond {
-		t.Errorf("after: Held %v, QueueDepth %d, Waits %d, WaitMax %s; want one wait of 50ms or more",
-			st.Held, st.QueueDepth, st.Waits, st.WaitMax)
-	}
-	if st.HoldMax < 50*time.Millisecond {
-		t.Errorf("HoldMax = %s, want the transaction's hold of 50ms or more", st.HoldMax)
-	}
+		done := make(chan error)
+		go func() {
+			_, err := db.Exec("UPDATE counter SET n = n + 1")
+			done <- err
+		}()
+		synctest.Wait() // the update waits in the queue
+		time.Sleep(50 * time.Millisecond)
+		st := mustStats(t, db)
+		if !st.Held || st.Holder != "a transaction begun" || st.QueueDepth != 1 {
+			t.Fatalf("Held %v, Holder %q, QueueDepth %d; want a transaction holding and one waiter", st.Held, st.Holder, st.QueueDepth)
+		}
+		if !strings.HasSuffix(st.HolderSite, site) || st.HeldFor != 50*time.Millisecond {
+			t.Errorf("HolderSite %q (want ...%s), HeldFor %s (want 50ms)", st.HolderSite, site, st.HeldFor)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		st = mustStats(t, db)
+		if st.Held || st.QueueDepth != 0 || st.Waits != 1 || st.WaitMax < 50*time.Millisecond {
+			t.Errorf("after: Held %v, QueueDepth %d, Waits %d, WaitMax %s; want one wait of 50ms or more",
+				st.Held, st.QueueDepth, st.Waits, st.WaitMax)
+		}
+		if st.HoldMax < 50*time.Millisecond {
+			t.Errorf("HoldMax = %s, want the transaction's hold of 50ms or more", st.HoldMax)
+		}
+		if n := queryInt(t, db, "SELECT n FROM counter"); n != 1 {
+			t.Errorf("counter = %d, want 1", n)
+		}
+	})
 }
 
 // SQLITE_BUSY from another process's writer (here: plain modernc holding
 // the lock) is counted by extended code, and the lock timeout too.
 func TestStatsBusyByCode(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
 	path := dbPath(t)
 	db := openSafe(t, path+"?_busy_timeout=100")
@@ -187,105 +192,142 @@ func TestStatsBusyByCode(t *testing.T) {
 }
 
 // A slow holder: one warning, with where the hold began and for how long.
+// synctest's clock makes the holds and waits of these tests take no real
+// time.
 func TestSlowHoldWarning(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
-	logs := &syncBuffer{}
-	db := openLogged(t, logs, &sqlitesafe.Config{Path: dbPath(t), SlowHold: 50 * time.Millisecond, SlowWait: -1})
-	mustExec(t, db, counterSchema...)
+	synctest.Test(t, func(t *testing.T) {
+		logs := &syncBuffer{}
+		db := openLogged(t, logs, &sqlitesafe.Config{Path: dbPath(t), SlowHold: 50 * time.Millisecond, SlowWait: -1})
+		mustExec(t, db, counterSchema...)
 
-	tx, err := db.Begin()
-	site := prevLine()
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond)
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	got := logs.String()
-	if n := strings.Count(got, "held the write lock"); n != 1 {
-		t.Fatalf("%d slow-hold warnings, want 1; log:\n%s", n, got)
-	}
-	for _, want := range []string{"level=WARN", "a transaction begun at ", site, "site=", "held=", "threshold=50ms"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("the warning does not say %q:\n%s", want, got)
+		tx, err := db.Begin()
+		site := prevLine()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if st := mustStats(t, db); st.SlowHolds != 1 {
-		t.Errorf("SlowHolds = %d, want 1", st.SlowHolds)
-	}
-	// Fast holds warn nothing.
-	logs.Reset()
-	for range 20 {
-		mustExec(t, db, "UPDATE counter SET n = n + 1")
-	}
-	time.Sleep(100 * time.Millisecond)
-	if logs.String() != "" {
-		t.Errorf("warnings for fast writes:\n%s", logs.String())
-	}
+		time.Sleep(300 * time.Millisecond)
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		got := logs.String()
+		if n := strings.Count(got, "held the write lock"); n != 1 {
+			t.Fatalf("%d slow-hold warnings, want 1; log:\n%s", n, got)
+		}
+		for _, want := range []string{"level=WARN", "a transaction begun at ", site, "site=", "held=", "threshold=50ms"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("the warning does not say %q:\n%s", want, got)
+			}
+		}
+		if st := mustStats(t, db); st.SlowHolds != 1 {
+			t.Errorf("SlowHolds = %d, want 1", st.SlowHolds)
+		}
+		// Fast holds warn nothing.
+		logs.Reset()
+		for range 20 {
+			mustExec(t, db, "UPDATE counter SET n = n + 1")
+		}
+		time.Sleep(100 * time.Millisecond)
+		if logs.String() != "" {
+			t.Errorf("warnings for fast writes:\n%s", logs.String())
+		}
+	})
 }
 
 // A slow waiter: one warning per waiter, naming the holder and its site.
 func TestSlowWaitWarning(t *testing.T) {
+	t.Parallel()
 	watchdog(t, time.Minute)
-	logs := &syncBuffer{}
-	db := openLogged(t, logs, &sqlitesafe.Config{Path: dbPath(t), SlowHold: -1, SlowWait: 50 * time.Millisecond})
-	mustExec(t, db, counterSchema...)
+	synctest.Test(t, func(t *testing.T) {
+		logs := &syncBuffer{}
+		db := openLogged(t, logs, &sqlitesafe.Config{Path: dbPath(t), SlowHold: -1, SlowWait: 50 * time.Millisecond})
+		mustExec(t, db, counterSchema...)
 
-	tx, err := db.Begin()
-	site := prevLine()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := db.Exec("UPDATE counter SET n = n + 1"); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	time.Sleep(300 * time.Millisecond)
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	got := logs.String()
-	if n := strings.Count(got, "for the write lock"); n != 2 {
-		t.Fatalf("%d slow-wait warnings, want 2 (one per waiter); log:\n%s", n, got)
-	}
-	for _, want := range []string{"level=WARN", "it is held by a transaction begun at", site, "holder_site=", "waited="} {
-		if !strings.Contains(got, want) {
-			t.Errorf("the warning does not say %q:\n%s", want, got)
+		tx, err := db.Begin()
+		site := prevLine()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if st := mustStats(t, db); st.SlowWaits != 2 {
-		t.Errorf("SlowWaits = %d, want 2", st.SlowWaits)
-	}
-	if n := queryInt(t, db, "SELECT n FROM counter"); n != 2 {
-		t.Errorf("counter = %d, want 2", n)
-	}
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := db.Exec("UPDATE counter SET n = n + 1"); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		time.Sleep(300 * time.Millisecond)
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		got := logs.String()
+		if n := strings.Count(got, "for the write lock"); n != 2 {
+			t.Fatalf("%d slow-wait warnings, want 2 (one per waiter); log:\n%s", n, got)
+		}
+		for _, want := range []string{"level=WARN", "it is held by a transaction begun at", site, "holder_site=", "waited="} {
+			if !strings.Contains(got, want) {
+				t.Errorf("the warning does not say %q:\n%s", want, got)
+			}
+		}
+		if st := mustStats(t, db); st.SlowWaits != 2 {
+			t.Errorf("SlowWaits = %d, want 2", st.SlowWaits)
+		}
+		if n := queryInt(t, db, "SELECT n FROM counter"); n != 2 {
+			t.Errorf("counter = %d, want 2", n)
+		}
+	})
 }
 
-// With the thresholds off, nothing is logged.
+// With both thresholds off, nothing is logged; with the same hold and wait
+// under the default thresholds, both are: the silence is the setting, not a
+// monitor that does not run. synctest's clock makes the 2 s hold instant.
 func TestSlowWarningsOff(t *testing.T) {
-	logs := &syncBuffer{}
-	cfg, err := sqlitesafe.ParseDSN(dbPath(t) + "?_slow_hold=off&_slow_wait=0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := openLogged(t, logs, cfg)
-	mustExec(t, db, counterSchema...)
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1200 * time.Millisecond) // past both defaults
-	tx.Commit()
-	if logs.String() != "" {
-		t.Errorf("warnings with both thresholds off:\n%s", logs.String())
+	t.Parallel()
+	watchdog(t, time.Minute)
+	for _, tc := range []struct {
+		name, query string
+		want        int // warnings of each kind
+	}{
+		{"defaults", "", 1},
+		{"off", "?_slow_hold=off&_slow_wait=0", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				logs := &syncBuffer{}
+				cfg, err := sqlitesafe.ParseDSN(dbPath(t) + tc.query)
+				if err != nil {
+					t.Fatal(err)
+				}
+				db := openLogged(t, logs, cfg)
+				mustExec(t, db, counterSchema...)
+				tx, err := db.Begin()
+				if err != nil {
+					t.Fatal(err)
+				}
+				done := make(chan error)
+				go func() {
+					_, err := db.Exec("UPDATE counter SET n = n + 1")
+					done <- err
+				}()
+				time.Sleep(2 * time.Second) // past both defaults and the monitor's next look
+				synctest.Wait()
+				if err := tx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				got := logs.String()
+				holds, waits := strings.Count(got, "held the write lock"), strings.Count(got, "for the write lock")
+				if holds != tc.want || waits != tc.want {
+					t.Errorf("%d slow-hold and %d slow-wait warnings, want %d of each; log:\n%s", holds, waits, tc.want, got)
+				}
+			})
+		})
 	}
 }
 

@@ -97,7 +97,7 @@ func overlappingReads(t *testing.T, db *sql.DB, path string, stop func(wal int64
 func TestWALBoundedUnderOverlappingReads(t *testing.T) {
 	d := 60 * time.Second
 	if testing.Short() {
-		d = 4 * time.Second
+		d = 2 * time.Second
 	}
 	watchdog(t, d+time.Minute)
 	path := dbPath(t)
@@ -132,10 +132,8 @@ func TestWALBoundedUnderOverlappingReads(t *testing.T) {
 // The control: plain modernc.org/sqlite's -wal grows without bound under the
 // same load (checkpoint starvation).
 func TestWALControlPlainModernc(t *testing.T) {
+	skipShort(t, "writes a -wal past 1 GiB")
 	limit := int64(1 << 30)
-	if testing.Short() {
-		limit = 2 * walBound
-	}
 	watchdog(t, 3*time.Minute)
 	path := dbPath(t)
 	db := open(t, "sqlite", rawCareful(path))

@@ -250,6 +250,7 @@ func noWorse(t *testing.T, r *report, status string) {
 // report, exit 0, and nothing changed (the doctor's read-only open must not
 // create a -wal or -shm).
 func TestDoctorHealthyWAL(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	createDB(t, path, "WAL", 100)
@@ -289,6 +290,7 @@ func TestDoctorHealthyWAL(t *testing.T) {
 // warning that says readers and the writer block each other and how to
 // switch, exit 0.
 func TestDoctorRollbackJournal(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	createDB(t, path, "DELETE", 10)
@@ -312,6 +314,7 @@ func TestDoctorRollbackJournal(t *testing.T) {
 // changes nothing, and that SQLite indeed rolls it back on the next
 // read-write open.
 func TestDoctorHotJournal(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	createDB(t, path, "DELETE", 1000)
@@ -364,6 +367,7 @@ func TestDoctorHotJournal(t *testing.T) {
 // while a read transaction of this process keeps checkpoints from
 // finishing, and checks that the doctor warns and names this process.
 func TestDoctorLargeWALHeldByReader(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	createDB(t, path, "WAL", 1)
@@ -435,6 +439,7 @@ func TestDoctorLargeWALHeldByReader(t *testing.T) {
 // TestDoctorChildProcess checks that the doctor names another process that
 // has the database open, with its read transaction's locks.
 func TestDoctorChildProcess(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	createDB(t, path, "WAL", 10)
@@ -463,6 +468,7 @@ func TestDoctorChildProcess(t *testing.T) {
 // child process has open: the doctor names the process that still uses
 // the old file.
 func TestDoctorDeletedWhileOpen(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	createDB(t, path, "WAL", 10)
@@ -508,6 +514,7 @@ func copyFile(t *testing.T, src, dst string) {
 // transactions) without the -shm, and the other way round, and checks what
 // the doctor says, and that it creates no -shm.
 func TestDoctorWALWithoutSHM(t *testing.T) {
+	t.Parallel()
 	src := filepath.Join(t.TempDir(), "app.db")
 	createDB(t, src, "WAL", 1)
 	// Keep the -wal: write with a connection that stays open.
@@ -555,6 +562,7 @@ func TestDoctorWALWithoutSHM(t *testing.T) {
 // TestDoctorFileSystems injects statfs answers: a network file system is a
 // problem that names it, a FUSE one a warning, too little room a problem.
 func TestDoctorFileSystems(t *testing.T) {
+	// Not in parallel: it replaces statFS for the whole package.
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	createDB(t, path, "WAL", 10)
@@ -600,6 +608,7 @@ func TestDoctorFileSystems(t *testing.T) {
 // TestDoctorJSON checks the JSON object: findings with all four fields,
 // and the facts.
 func TestDoctorJSON(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	createDB(t, path, "DELETE", 10)
@@ -653,6 +662,7 @@ func TestDoctorJSON(t *testing.T) {
 // TestDoctorReadOnlyFile checks a database file without write permission:
 // the doctor reads it, reports it, and changes nothing (mode included).
 func TestDoctorReadOnlyFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	createDB(t, path, "WAL", 10)
@@ -673,6 +683,7 @@ func TestDoctorReadOnlyFile(t *testing.T) {
 // TestDoctorOtherOwner (as root) gives the database to another user while
 // the directory and a -shm stay root's: the classic root cron job.
 func TestDoctorOtherOwner(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to chown")
 	}
@@ -706,6 +717,7 @@ func TestDoctorOtherOwner(t *testing.T) {
 // TestDoctorNotADatabase checks a missing file and a file that is not a
 // database.
 func TestDoctorNotADatabase(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	code, r := doctor(t, filepath.Join(dir, "missing.db"))
 	if code != 1 {
@@ -742,6 +754,7 @@ func TestDoctorNotADatabase(t *testing.T) {
 
 // TestDoctorUsage checks the command line.
 func TestDoctorUsage(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "app.db")
 	createDB(t, path, "WAL", 1)
 	tests := []struct {
@@ -787,6 +800,7 @@ func TestDoctorUsage(t *testing.T) {
 // TestHumanOutput checks the layout: a summary, problems first and marked,
 // each block indented, with what to do.
 func TestHumanOutput(t *testing.T) {
+	t.Parallel()
 	r := &report{File: "/x/app.db"}
 	r.add("file", statusOK, "fine.", "")
 	r.add("file system", statusProblem, strings.Repeat("word ", 40)+"end.", "Move it.")
@@ -819,6 +833,7 @@ func TestHumanOutput(t *testing.T) {
 // TestParseLocks parses /proc/locks lines and says what SQLite's lock
 // bytes mean.
 func TestParseLocks(t *testing.T) {
+	t.Parallel()
 	if runtime.GOOS != "linux" {
 		t.Skip("Linux only")
 	}
@@ -876,6 +891,7 @@ func TestParseLocks(t *testing.T) {
 
 // TestWALRule checks the large -wal rule at its edges.
 func TestWALRule(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		wal, db  int64
 		pageSize int

@@ -18,6 +18,7 @@ import (
 // failed checkpoint, and the doctor names the process holding the read.
 // Once the read ends, all three say the problem is gone.
 func TestLongReaderBlocksCheckpoints(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "app.db")
 	db, err := sql.Open("sqlite-safe", path+"?_busy_timeout=200&_slow_hold=off")
 	if err != nil {

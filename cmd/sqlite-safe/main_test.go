@@ -11,6 +11,7 @@ import (
 
 // TestDemo runs a short demo in-process and reads its table back.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run([]string{"demo", "-goroutines", "4", "-duration", "300ms"}, &stdout, &stderr) }()
@@ -87,6 +88,7 @@ func TestDemo(t *testing.T) {
 
 // TestUsageErrors checks the exit status and output of bad command lines.
 func TestUsageErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args     []string
 		want     int
@@ -116,6 +118,7 @@ func TestUsageErrors(t *testing.T) {
 
 // TestHelp checks that help goes to stdout with status 0.
 func TestHelp(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"help"}, {"-h"}, {"help", "help"}, {"help", "demo"}, {"demo", "-h"}} {
 		var stdout, stderr bytes.Buffer
 		got := run(args, &stdout, &stderr)
@@ -128,6 +131,7 @@ func TestHelp(t *testing.T) {
 // TestHistogram checks that every value falls in a bucket whose middle is
 // within 1.6% of it, and that quantiles come out in order.
 func TestHistogram(t *testing.T) {
+	t.Parallel()
 	for _, v := range []uint64{0, 1, 31, 32, 63, 64, 65, 100, 999, 12345, 1e6, 3.4e6, 1e9, 1 << 40, 1<<63 - 1, 1<<64 - 1} {
 		m := middle(bucket(v))
 		if diff := float64(m) - float64(v); diff > 0.016*float64(v) || -diff > 0.016*float64(v) {

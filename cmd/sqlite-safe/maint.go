@@ -96,6 +96,11 @@ var checkpointModes = map[string]sqlitesafe.CheckpointMode{
 	"truncate": sqlitesafe.CheckpointTruncate,
 }
 
+// checkpointWait is how long a checkpoint waits for readers and writers
+// (the busy timeout of its handle); the usage and the busy message say 5 s.
+// Tests shorten it.
+var checkpointWait = 5 * time.Second
+
 // runCheckpoint is the checkpoint command: copy a database's -wal into the
 // database file now.
 func runCheckpoint(args []string, stdout, stderr io.Writer) int {
@@ -162,7 +167,7 @@ func checkpoint(path string, mode sqlitesafe.CheckpointMode, stdout io.Writer) (
 		return false, fmt.Errorf("%s is in rollback-journal mode, not WAL: it has no -wal to checkpoint "+
 			"(and the doctor explains how to switch)", path)
 	}
-	cfg := sqlitesafe.Config{Path: path, Mode: sqlitesafe.ModeReadWrite}
+	cfg := sqlitesafe.Config{Path: path, Mode: sqlitesafe.ModeReadWrite, BusyTimeout: checkpointWait}
 	db, err := sql.Open("sqlite-safe", cfg.FormatDSN())
 	if err != nil {
 		return false, fmt.Errorf("opening %s: %w", path, err)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sqlitesafe/sqlitesafe/internal/sqliteuri"
 )
@@ -49,6 +50,7 @@ func count(t *testing.T, path string) int {
 // still in its -wal, and checks the copy, that the source is unchanged, and
 // the errors.
 func TestBackupCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "app.db")
 	createDB(t, src, "WAL", 10)
@@ -103,6 +105,7 @@ func TestBackupCommand(t *testing.T) {
 // TestBackupRollbackSource checks that backing up a rollback-journal
 // database leaves it byte for byte as it was: not switched to WAL.
 func TestBackupRollbackSource(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "app.db")
 	createDB(t, src, "DELETE", 5)
@@ -122,6 +125,9 @@ func TestBackupRollbackSource(t *testing.T) {
 // pinned by a reader (busy: exit 1), and refuses what is not a WAL
 // database.
 func TestCheckpointCommand(t *testing.T) {
+	// Not in parallel: it shortens the wait of every checkpoint command.
+	defer func(d time.Duration) { checkpointWait = d }(checkpointWait)
+	checkpointWait = 100 * time.Millisecond
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	createDB(t, path, "WAL", 10)

@@ -8,6 +8,7 @@ import (
 // TestDescribe checks the magic table, including the values magic.h gives
 // and a sign-extended 32-bit f_type.
 func TestDescribe(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		magic         int64
 		name          string
@@ -65,6 +66,7 @@ const mountinfoFixture = `22 27 0:21 / /proc rw,relatime - proc proc rw
 
 // TestParseMountinfo parses the fixture, escapes included.
 func TestParseMountinfo(t *testing.T) {
+	t.Parallel()
 	mounts, err := parseMountinfo(strings.NewReader(mountinfoFixture))
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +96,7 @@ func TestParseMountinfo(t *testing.T) {
 // TestFindMountAndRefine picks the mount of various paths in the fixture
 // and refines a statfs answer with it.
 func TestFindMountAndRefine(t *testing.T) {
+	t.Parallel()
 	mounts, err := parseMountinfo(strings.NewReader(mountinfoFixture))
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +143,7 @@ func TestFindMountAndRefine(t *testing.T) {
 
 // TestDescribeType checks mount types, networked FUSE servers among them.
 func TestDescribeType(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		fstype        string
 		name          string

@@ -13,6 +13,7 @@ import (
 // TestStatTempDir checks Stat on a real directory against statfs and the
 // mount table read independently.
 func TestStatTempDir(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	info, err := Stat(dir)
 	if err != nil {
@@ -77,6 +78,7 @@ func TestStatTempDir(t *testing.T) {
 // TestStatMissing checks that a path that does not exist is described by
 // its nearest existing parent, and is not created.
 func TestStatMissing(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	want, err := Stat(dir)
 	if err != nil {
@@ -110,6 +112,7 @@ func TestStatMissing(t *testing.T) {
 // TestStatTmpfs checks a second real file system type when /dev/shm is a
 // tmpfs, as it is on most Linux systems.
 func TestStatTmpfs(t *testing.T) {
+	t.Parallel()
 	var st syscall.Statfs_t
 	if err := syscall.Statfs("/dev/shm", &st); err != nil || uint32(st.Type) != 0x01021994 {
 		t.Skip("/dev/shm is not a tmpfs here")
