@@ -127,12 +127,14 @@ func demo(o demoOptions, stdout, stderr io.Writer) (ok bool, err error) {
 			return false, fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
-	fmt.Fprintf(stdout, "%d goroutines, %v per run; each goroutine: 3 of 4 operations a transaction "+
-		"(SELECT balance, UPDATE balance+1)\non 1 of %d accounts, 1 of 4 an INSERT; synchronous=%s "+
-		"for modernc tuned and sqlite-safe\n\n", o.goroutines, o.duration, numAccounts, o.sync)
+	fmt.Fprint(stdout, wrap(fmt.Sprintf("%d goroutines, %v per run; each goroutine: 3 of 4 operations a transaction "+
+		"(SELECT balance, UPDATE balance+1) on 1 of %d accounts, 1 of 4 an INSERT; synchronous=%s "+
+		"for modernc tuned and sqlite-safe\n\n", o.goroutines, o.duration, numAccounts, o.sync), outputWidth))
 	writeTable(stdout, results)
 	fmt.Fprintln(stdout)
-	ok = writeReading(stdout, results)
+	var reading strings.Builder
+	ok = writeReading(&reading, results)
+	fmt.Fprint(stdout, wrap(reading.String(), outputWidth))
 	if o.keep {
 		fmt.Fprintf(stdout, "\ndatabases kept in %s\n", dir)
 	}
@@ -526,4 +528,34 @@ func middle(i int) uint64 {
 	shift := i>>subBits - 1
 	low := uint64(1<<subBits+i&(1<<subBits-1)) << shift
 	return low + (uint64(1)<<shift)/2
+}
+
+// outputWidth is the widest line the demo prints: it fits an 80- or
+// 100-column terminal without wrapping there.
+const outputWidth = 100
+
+// wrap breaks each line of s longer than width at spaces, indenting the
+// continuation lines by two.
+func wrap(s string, width int) string {
+	var b strings.Builder
+	for i, line := range strings.Split(s, "\n") {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		col := 0
+		for j, word := range strings.Split(line, " ") {
+			switch {
+			case j == 0:
+			case col+1+len(word) > width:
+				b.WriteString("\n  ")
+				col = 2
+			default:
+				b.WriteByte(' ')
+				col++
+			}
+			b.WriteString(word)
+			col += len(word)
+		}
+	}
+	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // TestDemo runs a short demo in-process and reads its table back.
@@ -24,6 +25,13 @@ func TestDemo(t *testing.T) {
 	out := stdout.String()
 	if code != 0 {
 		t.Fatalf("exit status %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr.String())
+	}
+
+	// It fits a 100-column terminal.
+	for _, line := range strings.Split(out, "\n") {
+		if n := utf8.RuneCountInString(line); n > outputWidth {
+			t.Errorf("a line of %d columns: %q", n, line)
+		}
 	}
 
 	// The table: a header line naming the runs, then one line per row, with
