@@ -87,6 +87,9 @@ func (c *connector) backup(ctx context.Context, dst string) (err error) {
 		if src, err = c.readers.get(ctx); err != nil {
 			return err
 		}
+		// The copy is one read transaction: should it keep a checkpoint
+		// from resetting the -wal, the report names the Backup's caller.
+		src.site = captureSite()
 		defer c.readers.put(src)
 	}
 	if err := copyDatabase(ctx, src, tmpName); err != nil {
