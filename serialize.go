@@ -71,16 +71,6 @@ type writeRequest struct {
 	err error
 }
 
-// run runs the request on w and keeps its outcome, buffering a Query's rows
-// so that the lock can be released before the caller reads them.
-func (r *writeRequest) run(w *phys) {
-	res, rows, cs, err := r.on(w)
-	if err == nil && rows != nil {
-		rows, err = bufferRows(rows, cs)
-	}
-	r.res, r.out, r.err = res, rows, err
-}
-
 // errProcTimeout marks a wait for the cross-process lock that ran out of
 // busy timeout.
 var errProcTimeout = errors.New("sqlitesafe: busy timeout waiting for the cross-process writer lock")
