@@ -31,19 +31,36 @@ func (rp *readerPool) get(ctx context.Context) (*phys, error) {
 			return nil, err
 		}
 	}
-	p, err := rp.take(ctx)
+	p, tracked, err := rp.take(ctx)
 	if err != nil {
 		if gate != nil {
 			gate.leave()
 		}
 		return nil, err
 	}
+	if !tracked {
+		rp.mu.Lock()
+		rp.trackLocked(p)
+		rp.mu.Unlock()
+	}
+	return p, nil
+}
+
+// trackLocked lists p among the readers in use. rp.mu is held.
+func (rp *readerPool) trackLocked(p *phys) {
 	p.since = time.Now()
-	rp.mu.Lock()
 	p.outIdx = len(rp.out)
 	rp.out = append(rp.out, p)
-	rp.mu.Unlock()
-	return p, nil
+}
+
+// untrackLocked takes p off the list of readers in use. rp.mu is held.
+func (rp *readerPool) untrackLocked(p *phys) {
+	last := len(rp.out) - 1
+	moved := rp.out[last]
+	rp.out[p.outIdx], moved.outIdx = moved, p.outIdx
+	rp.out[last] = nil
+	rp.out = rp.out[:last]
+	p.site.n = 0
 }
 
 // gate is the read gate of the file, or nil before the handle is open.
@@ -54,19 +71,21 @@ func (rp *readerPool) gate() *readGate {
 	return nil
 }
 
-// take is get without the gate and the bookkeeping.
-func (rp *readerPool) take(ctx context.Context) (*phys, error) {
+// take is get without the gate. It reports whether it listed the reader
+// among those in use already (an idle one, taken under the same lock).
+func (rp *readerPool) take(ctx context.Context) (p *phys, tracked bool, err error) {
 	for {
 		rp.mu.Lock()
 		if rp.closed {
 			rp.mu.Unlock()
-			return nil, ErrClosed
+			return nil, false, ErrClosed
 		}
 		if n := len(rp.idle); n > 0 {
 			p := rp.idle[n-1]
 			rp.idle = rp.idle[:n-1]
+			rp.trackLocked(p)
 			rp.mu.Unlock()
-			return p, nil
+			return p, true, nil
 		}
 		if rp.max == 0 || rp.open < rp.max {
 			rp.open++
@@ -77,19 +96,19 @@ func (rp *readerPool) take(ctx context.Context) (*phys, error) {
 				rp.open--
 				rp.wakeLocked()
 				rp.mu.Unlock()
-				return nil, err
+				return nil, false, err
 			}
-			return p, nil
+			return p, false, nil
 		}
 		ch := make(chan *phys, 1)
 		rp.waiters = append(rp.waiters, ch)
 		rp.mu.Unlock()
 		p, err := rp.wait(ctx, ch)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if p != nil {
-			return p, nil
+			return p, false, nil
 		}
 	}
 }
@@ -121,7 +140,7 @@ func (rp *readerPool) wait(ctx context.Context, ch chan *phys) (*phys, error) {
 	if !removed {
 		// Served as the wait ran out: give it back.
 		if p := <-ch; p != nil {
-			rp.giveBack(p)
+			rp.giveBack(p, false)
 		} else {
 			rp.mu.Lock()
 			rp.wakeLocked()
@@ -143,15 +162,7 @@ func (rp *readerPool) wakeLocked() {
 
 // put gives back a reader that get returned.
 func (rp *readerPool) put(p *phys) {
-	rp.mu.Lock()
-	last := len(rp.out) - 1
-	moved := rp.out[last]
-	rp.out[p.outIdx], moved.outIdx = moved, p.outIdx
-	rp.out[last] = nil
-	rp.out = rp.out[:last]
-	rp.mu.Unlock()
-	p.site = callSite{}
-	rp.giveBack(p)
+	rp.giveBack(p, true)
 	if gate := rp.gate(); gate != nil {
 		gate.leave()
 	}
@@ -169,14 +180,18 @@ func (rp *readerPool) oldest() (since time.Time, site string, ok bool) {
 	return since, site, ok
 }
 
-// giveBack returns a reader to the pool, or closes it.
-func (rp *readerPool) giveBack(p *phys) {
+// giveBack returns a reader to the pool, or closes it; untrack takes it off
+// the list of readers in use first.
+func (rp *readerPool) giveBack(p *phys, untrack bool) {
 	if !p.broken {
 		if v, ok := p.conn.(driver.Validator); ok && !v.IsValid() {
 			p.broken = true
 		}
 	}
 	rp.mu.Lock()
+	if untrack {
+		rp.untrackLocked(p)
+	}
 	if p.broken || rp.closed {
 		rp.open--
 		rp.wakeLocked()
