@@ -37,8 +37,9 @@ const (
 	// flagJournalMode: a PRAGMA journal_mode assignment. Leaving WAL needs
 	// the other connections to the file closed.
 	flagJournalMode
-	// flagNoTx: a statement SQLite refuses inside a transaction: VACUUM, a
-	// PRAGMA journal_mode assignment.
+	// flagNoTx: a statement SQLite refuses or cannot finish inside a
+	// transaction: VACUUM, a PRAGMA journal_mode assignment, PRAGMA
+	// wal_checkpoint.
 	flagNoTx
 )
 
@@ -844,8 +845,11 @@ func classifyPragma(p *parser) stmtFlags {
 		}
 		return 0
 	}
-	if assign && string(lowerASCII(buf[:0], n)) == "journal_mode" {
+	switch name := string(lowerASCII(buf[:0], n)); {
+	case assign && name == "journal_mode":
 		return flagWrite | flagJournalMode | flagNoTx
+	case name == "wal_checkpoint":
+		return flagWrite | flagNoTx
 	}
 	return flagWrite
 }

@@ -307,8 +307,8 @@ var classifyTests = []struct {
 	{"PRAGMA legacy_file_format = 0", clsWrite},
 
 	// PRAGMA: actions that write.
-	{"PRAGMA wal_checkpoint", clsWrite},
-	{"PRAGMA wal_checkpoint(TRUNCATE)", clsWrite},
+	{"PRAGMA wal_checkpoint", clsWrite | flagNoTx},
+	{"PRAGMA wal_checkpoint(TRUNCATE)", clsWrite | flagNoTx},
 	{"PRAGMA optimize", clsWrite},
 	{"PRAGMA optimize(0x10002)", clsWrite},
 	{"PRAGMA incremental_vacuum", clsWrite},
