@@ -526,6 +526,7 @@ func acquireFile(key string, c *connector) (*fileState, error) {
 	f := files.m[key]
 	if f == nil {
 		f = &fileState{key: key, handles: make(map[*connector]bool)}
+		f.ckpt.f = f
 		f.queue.file = c.name
 		if filepath.IsAbs(key) {
 			f.queue.key = key
@@ -540,7 +541,6 @@ func acquireFile(key string, c *connector) (*fileState, error) {
 	f.handles[c] = true
 	f.queue.watch(c.cfg)
 	if !c.memory && !c.readOnly {
-		f.ckpt.f = f
 		f.ckpt.setOpener(c)
 		if c.cfg.checkpointing() == CheckpointingBackground && c.cfg.journalMode() == JournalWAL {
 			f.ckpt.start(c)
