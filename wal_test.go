@@ -133,6 +133,9 @@ func TestWALBoundedUnderOverlappingReads(t *testing.T) {
 // same load (checkpoint starvation).
 func TestWALControlPlainModernc(t *testing.T) {
 	skipShort(t, "writes a -wal past 1 GiB")
+	if raceEnabled {
+		t.Skip("the race detector makes the 1 GiB of writes take minutes; go test without -race runs it")
+	}
 	limit := int64(1 << 30)
 	watchdog(t, 3*time.Minute)
 	path := dbPath(t)
