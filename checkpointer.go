@@ -233,6 +233,12 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 	var writes, passiveWrites int64
 	var lastPassive time.Time
 	var prev CheckpointResult
+	// A reset a read kept from finishing is tried again only after a
+	// pause that doubles up to 5 s: holding reads back again and again for
+	// a read that does not end (a Backup, say) would stall every read.
+	const firstPause, maxPause = 250 * time.Millisecond, 5 * time.Second
+	pause := firstPause
+	var nextReset time.Time
 	for {
 		select {
 		case <-stop:
@@ -245,8 +251,13 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 			continue
 		}
 		writes = w
-		if limit := k.limit.Load(); limit > 0 && walSize(k.f.key) > limit {
-			k.checkpoint(context.Background(), CheckpointTruncate)
+		if limit := k.limit.Load(); limit > 0 && time.Now().After(nextReset) && walSize(k.f.key) > limit {
+			if r, err := k.checkpoint(context.Background(), CheckpointTruncate); err != nil || r.Busy {
+				nextReset = time.Now().Add(pause)
+				pause = min(2*pause, maxPause)
+			} else {
+				pause = firstPause
+			}
 			prev, lastPassive, passiveWrites = CheckpointResult{}, time.Now(), w
 		} else if w != passiveWrites && time.Since(lastPassive) >= passiveEvery {
 			passiveWrites, lastPassive = w, time.Now()
