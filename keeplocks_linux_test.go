@@ -3,9 +3,7 @@ package sqlitesafe_test
 import (
 	"context"
 	"database/sql"
-	"os"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,26 +11,14 @@ import (
 	"github.com/sqlitesafe/sqlitesafe/internal/proclocks"
 )
 
-// ownLocks returns this process's locks on the file at path, from
-// /proc/locks.
+// ownLocks returns this process's locks on the file at path.
 func ownLocks(t *testing.T, path string) []proclocks.Lock {
 	t.Helper()
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	all, err := proclocks.Read()
+	locks, err := proclocks.Own(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []proclocks.Lock
-	for _, l := range all {
-		if l.PID == os.Getpid() && l.On(uint64(st.Dev), st.Ino) {
-			out = append(out, l)
-		}
-	}
-	slices.SortFunc(out, func(a, b proclocks.Lock) int { return int(a.Start - b.Start) })
-	return out
+	return locks
 }
 
 // Opening another handle on a database while a read transaction is open on

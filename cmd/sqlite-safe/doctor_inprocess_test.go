@@ -17,21 +17,11 @@ import (
 // ownLocks returns this process's locks on the file at path.
 func ownLocks(t *testing.T, path string) []proclocks.Lock {
 	t.Helper()
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	all, err := proclocks.Read()
+	locks, err := proclocks.Own(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []proclocks.Lock
-	for _, l := range all {
-		if l.PID == os.Getpid() && l.On(uint64(st.Dev), st.Ino) {
-			out = append(out, l)
-		}
-	}
-	return out
+	return locks
 }
 
 // The doctor run inside a program that has the database open, with a read

@@ -1,7 +1,9 @@
 package proclocks
 
 import (
+	"cmp"
 	"os"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,3 +29,24 @@ func Major(dev uint64) uint32 { return unix.Major(dev) }
 
 // Minor returns the minor number of a Linux device number; see Major.
 func Minor(dev uint64) uint32 { return unix.Minor(dev) }
+
+// Own returns the locks the process holds on the file at path, sorted by
+// their first byte.
+func Own(path string) ([]Lock, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nil, err
+	}
+	all, err := Read()
+	if err != nil {
+		return nil, err
+	}
+	var out []Lock
+	for _, l := range all {
+		if l.PID == os.Getpid() && l.On(st.Dev, st.Ino) {
+			out = append(out, l)
+		}
+	}
+	slices.SortFunc(out, func(a, b Lock) int { return cmp.Compare(a.Start, b.Start) })
+	return out, nil
+}
