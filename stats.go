@@ -306,6 +306,25 @@ func AllStats() []Stats {
 	return out
 }
 
+// ExpvarStats returns AllStats as a map from each file's Path to its Stats,
+// for the standard library's expvar. Publishing it is one line:
+//
+//	expvar.Publish("sqlitesafe", expvar.Func(sqlitesafe.ExpvarStats))
+//
+// and /debug/vars then shows, under "sqlitesafe", the metrics of every open
+// file as JSON, durations in nanoseconds (as encoding/json writes a
+// time.Duration). The driver does not publish it on its own: importing expvar
+// registers /debug/vars, with the program's command line, on
+// http.DefaultServeMux of every program that imports the driver.
+func ExpvarStats() any {
+	all := AllStats()
+	m := make(map[string]Stats, len(all))
+	for _, st := range all {
+		m[st.Path] = st
+	}
+	return m
+}
+
 // openFile finds the registry entry of the file name names, and its
 // handles.
 func openFile(name string) (*fileState, []*connector, error) {
