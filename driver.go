@@ -129,6 +129,14 @@
 // than _slow_wait (1 s) is reported once through log/slog (Config.Logger, or
 // slog.Default), with the holder's file:line.
 //
+// AllStats returns the Stats of every file open in the process, for
+// exporters: ExpvarStats is ready for expvar.Publish, and the module
+// github.com/sqlitesafe/sqlitesafe/prometheus has a Prometheus collector.
+// Through a driver wrapper (otelsql, sqlmw, sqlhooks) db.Driver() is the
+// wrapper's and GetStats cannot see the handle: GetStatsFile,
+// CheckpointFile and BackupFile reach it by the database's path. Call sites
+// in messages skip the frames of database/sql, the wrappers and the ORMs.
+//
 // Checkpoint checkpoints the WAL under the writer queue; the WAL is bounded
 // by journal_size_limit (64 MiB unless _journal_size_limit says otherwise),
 // and closing the last handle of the process on a file checkpoints it.
@@ -152,8 +160,8 @@
 // errors.As; its Code method gives the extended result code. The driver's
 // own errors are the sentinels ErrInvalidDSN (with *DSNError),
 // ErrLockTimeout (with *LockTimeoutError), ErrReaderTimeout, ErrReadOnly,
-// ErrWALUnavailable, ErrNetworkFS, ErrSetting, ErrClosed and
-// ErrNotSQLiteSafe.
+// ErrWALUnavailable, ErrNetworkFS, ErrSetting, ErrClosed, ErrNotSQLiteSafe
+// and ErrNotOpen.
 //
 // # ORMs
 //
@@ -208,6 +216,7 @@ type Driver struct {
 	mu     sync.Mutex
 	conns  map[string]*lease // for Open, by DSN
 	handle *connector        // the handle this Driver is the Driver of, or nil
+	lease  *lease            // the lease this Driver is the Driver of, or nil
 }
 
 var (
@@ -242,6 +251,9 @@ func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A Driver of its own, as a connector has, so that GetStats of a
+	// *sql.DB opened on this connector directly finds the lease.
+	l.drv = &Driver{lease: l}
 	return &leaseConnector{l: l}, nil
 }
 
@@ -295,7 +307,8 @@ func (d *Driver) Open(dsn string) (driver.Conn, error) {
 // never sees this handle, so never closes it). An in-memory database's
 // handle stays open: closing it would lose the database.
 type lease struct {
-	d   *Driver
+	d   *Driver // the Driver whose connectors these are
+	drv *Driver // what its connector's Driver method returns
 	cfg *Config // validated, owned
 
 	mu   sync.Mutex
@@ -310,7 +323,14 @@ func newLease(d *Driver, cfg *Config) (*lease, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &lease{d: d, cfg: cfg.Clone()}, nil
+	return &lease{d: d, drv: d, cfg: cfg.Clone()}, nil
+}
+
+// current returns the open handle, or nil.
+func (l *lease) current() *connector {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.c
 }
 
 // connect opens a logical connection, opening the handle if none is open. A
@@ -379,7 +399,7 @@ func (lc *leaseConnector) Connect(ctx context.Context) (driver.Conn, error) {
 }
 
 // Driver implements driver.Connector.
-func (lc *leaseConnector) Driver() driver.Driver { return lc.l.d }
+func (lc *leaseConnector) Driver() driver.Driver { return lc.l.drv }
 
 // Close implements io.Closer. It has nothing to do: the handle closes with
 // its last connection, which database/sql closes before it calls Close.

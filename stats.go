@@ -243,10 +243,16 @@ func handleOf(db *sql.DB) (*connector, error) {
 		return nil, ErrNotSQLiteSafe
 	}
 	d, ok := db.Driver().(*Driver)
-	if !ok || d.handle == nil {
-		return nil, ErrNotSQLiteSafe
+	switch {
+	case ok && d.handle != nil:
+		return d.handle, nil
+	case ok && d.lease != nil:
+		if c := d.lease.current(); c != nil {
+			return c, nil
+		}
+		return nil, fmt.Errorf("%w: %s: no connection of the *sql.DB is open, and its handle opens with the first (see Driver)", ErrNotOpen, d.lease.cfg.Path)
 	}
-	return d.handle, nil
+	return nil, ErrNotSQLiteSafe
 }
 
 // GetStats returns the driver's metrics for the database file db is open on:

@@ -360,3 +360,58 @@ func TestExpvarScrape(t *testing.T) {
 		t.Errorf("expvar: Writes went up by %d, want %d", got.Writes-start.Writes, goroutines*each)
 	}
 }
+
+// A connector from calling OpenConnector directly (not through sql.Open)
+// closes its handle with its last connection too, and GetStats of its
+// *sql.DB reaches the handle while it is open.
+func TestOpenConnectorCalledDirectly(t *testing.T) {
+	watchdog(t, time.Minute)
+	path := dbPath(t)
+	c, err := (&sqlitesafe.Driver{}).OpenConnector(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	mustExec(t, db, "CREATE TABLE t(x)", "INSERT INTO t VALUES (1)")
+	st, err := sqlitesafe.GetStats(db)
+	if err != nil || st.Writes < 2 || st.File != path {
+		t.Fatalf("GetStats with an idle connection open: %+v, %v; want File %s and 2 writes", st, err, path)
+	}
+	db.SetMaxIdleConns(0) // closes the idle connections: the last one closes the handle
+	if _, err := sqlitesafe.GetStats(db); !errors.Is(err, sqlitesafe.ErrNotOpen) {
+		t.Errorf("GetStats with no connection open = %v, want ErrNotOpen", err)
+	}
+	if _, err := os.Stat(path + "-wal"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the -wal is still there with no connection open (%v)", err)
+	}
+	if n := queryInt(t, db, "SELECT count(*) FROM t"); n != 1 {
+		t.Errorf("reopened: %d rows, want 1", n)
+	}
+}
+
+// A handle from sql.Open stays open while its pool has no connection: it
+// closes with db.Close, and its writer is not reopened for every statement
+// of a pool that keeps no idle connection.
+func TestSQLOpenHandleOutlivesConnections(t *testing.T) {
+	watchdog(t, time.Minute)
+	path := dbPath(t)
+	db := openSafe(t, path)
+	db.SetMaxIdleConns(0)
+	mustExec(t, db, "CREATE TABLE t(x)")
+	for i := range 20 {
+		if _, err := db.Exec("INSERT INTO t VALUES (?)", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := sqlitesafe.GetStats(db)
+	if err != nil {
+		t.Fatalf("GetStats with no connection in the pool: %v", err)
+	}
+	if st.Writes != 21 {
+		t.Errorf("Writes = %d, want 21: the counters started over, so the handle was closed and reopened", st.Writes)
+	}
+	if _, err := os.Stat(path + "-wal"); err != nil {
+		t.Errorf("no -wal while the handle is open (%v): it was closed with its last connection", err)
+	}
+}
