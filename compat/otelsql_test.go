@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -29,27 +30,55 @@ var otelsqlDriver = sync.OnceValues(func() (string, error) {
 	return otelsql.Register(sqlitesafe.DriverName, otelsql.WithTracerProvider(tp))
 })
 
-func openOtelsql(t *testing.T, dsn string) *sql.DB {
+// otelsqlWrapped is sqlite-safe's Driver wrapped by otelsql.WrapDriver and
+// registered under a name of its own.
+var otelsqlWrapped = sync.OnceValue(func() string {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelsqlSpans))
+	sql.Register("otelsql-wrapdriver-sqlite-safe", otelsql.WrapDriver(&sqlitesafe.Driver{}, otelsql.WithTracerProvider(tp)))
+	return "otelsql-wrapdriver-sqlite-safe"
+})
+
+// otelsqlWays are the three ways otelsql opens a database.
+var otelsqlWays = []string{"Register", "Open", "WrapDriver"}
+
+func openOtelsql(t *testing.T, way, dsn string) *sql.DB {
 	t.Helper()
-	name, err := otelsqlDriver()
-	if err != nil {
-		t.Fatalf("otelsql.Register(%q): %v", sqlitesafe.DriverName, err)
+	var db *sql.DB
+	var err error
+	switch way {
+	case "Register":
+		name, rerr := otelsqlDriver()
+		if rerr != nil {
+			t.Fatalf("otelsql.Register(%q): %v", sqlitesafe.DriverName, rerr)
+		}
+		db, err = sql.Open(name, dsn)
+	case "Open":
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelsqlSpans))
+		db, err = otelsql.Open(sqlitesafe.DriverName, dsn, otelsql.WithTracerProvider(tp))
+	case "WrapDriver":
+		db, err = sql.Open(otelsqlWrapped(), dsn)
 	}
-	db, err := sql.Open(name, dsn)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("otelsql %s: %v", way, err)
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
 }
 
-// otelsql.Register works with sqlite-safe, and read-modify-write
-// transactions through it from 16 goroutines lose no update; the metrics of
-// the traced handle are reached by file.
-func TestOtelsqlRegisterReadModifyWrite(t *testing.T) {
+// otelsql.Register, otelsql.Open and otelsql.WrapDriver work with
+// sqlite-safe, and read-modify-write transactions through each from 16
+// goroutines lose no update; the metrics of the traced handle are reached by
+// file, and closing the *sql.DB leaves no -wal.
+func TestOtelsqlReadModifyWrite(t *testing.T) {
+	for _, way := range otelsqlWays {
+		t.Run(way, func(t *testing.T) { otelsqlReadModifyWrite(t, way) })
+	}
+}
+
+func otelsqlReadModifyWrite(t *testing.T, way string) {
 	wrapWatchdog(t, 2*time.Minute)
 	path := filepath.Join(t.TempDir(), "app.db")
-	db := openOtelsql(t, path)
+	db := openOtelsql(t, way, path)
 	for _, q := range []string{
 		"CREATE TABLE counter(id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
 		"INSERT INTO counter VALUES (1, 0)",
@@ -110,6 +139,12 @@ func TestOtelsqlRegisterReadModifyWrite(t *testing.T) {
 	if r, err := sqlitesafe.CheckpointFile(context.Background(), path, sqlitesafe.CheckpointPassive); err != nil || r.Log < 0 {
 		t.Errorf("CheckpointFile through otelsql: %+v, %v", r, err)
 	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + "-wal"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the -wal is still there after Close (%v)", err)
+	}
 }
 
 // A slow holder through otelsql is reported at the application's line, not
@@ -121,7 +156,7 @@ func TestOtelsqlSlowHoldSite(t *testing.T) {
 	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
 	defer slog.SetDefault(old)
 
-	db := openOtelsql(t, filepath.Join(t.TempDir(), "app.db")+"?_slow_hold=50ms")
+	db := openOtelsql(t, "Register", filepath.Join(t.TempDir(), "app.db")+"?_slow_hold=50ms")
 	if _, err := db.Exec("CREATE TABLE t(x)"); err != nil {
 		t.Fatal(err)
 	}
