@@ -17,6 +17,7 @@ import (
 
 	"github.com/XSAM/otelsql"
 	"github.com/sqlitesafe/sqlitesafe"
+	"github.com/sqlitesafe/sqlitesafe/internal/dbtest"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
@@ -76,7 +77,7 @@ func TestOtelsqlReadModifyWrite(t *testing.T) {
 }
 
 func otelsqlReadModifyWrite(t *testing.T, way string) {
-	wrapWatchdog(t, 2*time.Minute)
+	dbtest.Watchdog(t, 2*time.Minute)
 	path := filepath.Join(t.TempDir(), "app.db")
 	db := openOtelsql(t, way, path)
 	for _, q := range []string{
@@ -95,7 +96,7 @@ func otelsqlReadModifyWrite(t *testing.T, way string) {
 	spans := len(otelsqlSpans.Ended())
 
 	const goroutines, each = 16, 12
-	wrapNoErrors(t, "read-modify-writes", wrapParallel(goroutines, each, func(g, i int) error {
+	dbtest.NoErrors(t, "read-modify-writes", dbtest.Parallel(goroutines, each, func(g, i int) error {
 		tx, err := db.BeginTx(context.Background(), nil)
 		if err != nil {
 			return err
@@ -150,7 +151,7 @@ func otelsqlReadModifyWrite(t *testing.T, way string) {
 // A slow holder through otelsql is reported at the application's line, not
 // at otelsql's.
 func TestOtelsqlSlowHoldSite(t *testing.T) {
-	wrapWatchdog(t, time.Minute)
+	dbtest.Watchdog(t, time.Minute)
 	var buf syncBuffer
 	old := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ngrok/sqlmw"
 	"github.com/sqlitesafe/sqlitesafe"
+	"github.com/sqlitesafe/sqlitesafe/internal/dbtest"
 )
 
 // countingInterceptor counts the Execs that pass through sqlmw, to show that
@@ -44,7 +45,7 @@ func init() {
 func TestSqlmwOpenWriteCloseCycles(t *testing.T) {
 	for _, name := range []string{"sqlmw-sqlite-safe", "sqlmw-sqlite-safe-open"} {
 		t.Run(name, func(t *testing.T) {
-			wrapWatchdog(t, 2*time.Minute)
+			dbtest.Watchdog(t, 2*time.Minute)
 			path := filepath.Join(t.TempDir(), "app.db")
 			fds, gs := wrapFDs(), runtime.NumGoroutine()
 			execs := sqlmwExecs.Load()
@@ -57,7 +58,7 @@ func TestSqlmwOpenWriteCloseCycles(t *testing.T) {
 				if _, err := db.Exec("CREATE TABLE IF NOT EXISTS t(x INTEGER PRIMARY KEY)"); err != nil {
 					t.Fatal(err)
 				}
-				wrapNoErrors(t, "inserts", wrapParallel(goroutines, each, func(g, j int) error {
+				dbtest.NoErrors(t, "inserts", dbtest.Parallel(goroutines, each, func(g, j int) error {
 					_, err := db.Exec("INSERT INTO t VALUES (?)", (i*goroutines+g)*each+j)
 					return err
 				}))
@@ -93,7 +94,7 @@ func TestSqlmwOpenWriteCloseCycles(t *testing.T) {
 // The metrics, checkpoint and backup of a handle behind sqlmw are reached
 // by the file's path.
 func TestSqlmwMetricsByFile(t *testing.T) {
-	wrapWatchdog(t, time.Minute)
+	dbtest.Watchdog(t, time.Minute)
 	path := filepath.Join(t.TempDir(), "app.db")
 	db, err := sql.Open("sqlmw-sqlite-safe", path)
 	if err != nil {
@@ -111,7 +112,7 @@ func TestSqlmwMetricsByFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	const goroutines, each = 8, 10
-	wrapNoErrors(t, "inserts", wrapParallel(goroutines, each, func(g, i int) error {
+	dbtest.NoErrors(t, "inserts", dbtest.Parallel(goroutines, each, func(g, i int) error {
 		_, err := db.Exec("INSERT INTO t VALUES (?)", g*each+i)
 		return err
 	}))

@@ -40,6 +40,15 @@
 //	readers_idle                         gauge      read-only connections open and not in use
 //	reader_reruns_total                  counter    statements a reader refused as writes that ran again on the writer
 //	wal_size_bytes                       gauge      size of the -wal file
+//	checkpoints_total                    counter    checkpoints the driver ran (in the background, Checkpoint, on close)
+//	checkpoint_seconds_total             counter    time those checkpoints took
+//	checkpoint_max_seconds               gauge      the longest of them
+//	busy_checkpoints_total               counter    checkpoints that could not finish
+//	checkpoint_delayed_writers_total     counter    writers that waited while a checkpoint held the writer queue
+//	read_hold_backs_total                counter    times a checkpoint held new reads back to reset the -wal
+//	read_hold_back_max_seconds           gauge      the longest of those holds
+//	held_reads_total                     counter    reads that waited for such a hold
+//	held_read_max_seconds                gauge      the longest of those waits
 //	last_checkpoint_timestamp_seconds    gauge      when the driver last ran a checkpoint (Unix time)
 //	last_checkpoint_busy                 gauge      1 if that checkpoint could not finish
 //	last_checkpoint_log_frames           gauge      frames in the WAL at that checkpoint
@@ -68,6 +77,10 @@ type Collector struct {
 	procQueue, procWaits, procWaitSeconds          *prometheus.Desc
 	slowHolds, slowWaits, busy                     *prometheus.Desc
 	readersOpen, readersIdle, reruns, walSize      *prometheus.Desc
+	checkpoints, checkpointSeconds, checkpointMax  *prometheus.Desc
+	busyCheckpoints, delayedWriters                *prometheus.Desc
+	readHoldBacks, readHoldBackMax                 *prometheus.Desc
+	heldReads, heldReadMax                         *prometheus.Desc
 	cpAt, cpBusy, cpLog, cpCheckpointed            *prometheus.Desc
 }
 
@@ -80,32 +93,41 @@ func NewCollector() *Collector {
 		return prometheus.NewDesc("sqlitesafe_"+name, help, append(file, labels...), nil)
 	}
 	return &Collector{
-		writes:          d("writes_total", "Write statements and write transactions run under the writer queue."),
-		groupCommits:    d("group_commits_total", "Transactions that committed more than one autocommit write together."),
-		groupedWrites:   d("grouped_writes_total", "Autocommit writes committed in group commits."),
-		acquires:        d("lock_acquires_total", "Times the writer lock was taken."),
-		waitSeconds:     d("lock_wait_seconds", "Waits for the writer lock, of the acquires that had to queue."),
-		waitMax:         d("lock_wait_max_seconds", "The longest wait for the writer lock since the file was opened."),
-		timeouts:        d("lock_timeouts_total", "Waits for the writer lock that ended without it: the busy timeout passed or the caller's context ended."),
-		holdSeconds:     d("lock_hold_seconds", "Times the writer lock was held."),
-		holdMax:         d("lock_hold_max_seconds", "The longest hold of the writer lock since the file was opened."),
-		held:            d("lock_held", "1 while a writer holds the writer lock, else 0."),
-		heldSeconds:     d("lock_held_seconds", "How long the current holder has held the writer lock; 0 when it is free."),
-		depth:           d("queue_depth", "Writers waiting for the writer lock now."),
-		procQueue:       d("process_queue", "1 when writers also queue across processes on the lock file, else 0."),
-		procWaits:       d("process_waits_total", "Times a writer of this process found another process holding the cross-process lock."),
-		procWaitSeconds: d("process_wait_seconds_total", "Time writers of this process waited for writers of other processes."),
-		slowHolds:       d("slow_holds_total", "Warnings logged for writers holding the lock longer than _slow_hold."),
-		slowWaits:       d("slow_waits_total", "Warnings logged for writers waiting longer than _slow_wait."),
-		busy:            d("busy_errors_total", "SQLITE_BUSY and SQLITE_LOCKED errors SQLite returned to the process's connections, by extended result code.", "code"),
-		readersOpen:     d("readers_open", "Read-only connections open."),
-		readersIdle:     d("readers_idle", "Read-only connections open and not in use."),
-		reruns:          d("reader_reruns_total", "Statements a reader refused as writes and that ran again on the writer."),
-		walSize:         d("wal_size_bytes", "Size of the -wal file; one that keeps growing means checkpoints cannot finish."),
-		cpAt:            d("last_checkpoint_timestamp_seconds", "When the driver last ran a checkpoint on the file, in seconds since the Unix epoch."),
-		cpBusy:          d("last_checkpoint_busy", "1 if the last checkpoint could not finish (a reader still needed frames), else 0."),
-		cpLog:           d("last_checkpoint_log_frames", "Frames in the WAL at the last checkpoint."),
-		cpCheckpointed:  d("last_checkpoint_checkpointed_frames", "Frames the last checkpoint copied into the database."),
+		writes:            d("writes_total", "Write statements and write transactions run under the writer queue."),
+		groupCommits:      d("group_commits_total", "Transactions that committed more than one autocommit write together."),
+		groupedWrites:     d("grouped_writes_total", "Autocommit writes committed in group commits."),
+		acquires:          d("lock_acquires_total", "Times the writer lock was taken."),
+		waitSeconds:       d("lock_wait_seconds", "Waits for the writer lock, of the acquires that had to queue."),
+		waitMax:           d("lock_wait_max_seconds", "The longest wait for the writer lock since the file was opened."),
+		timeouts:          d("lock_timeouts_total", "Waits for the writer lock that ended without it: the busy timeout passed or the caller's context ended."),
+		holdSeconds:       d("lock_hold_seconds", "Times the writer lock was held."),
+		holdMax:           d("lock_hold_max_seconds", "The longest hold of the writer lock since the file was opened."),
+		held:              d("lock_held", "1 while a writer holds the writer lock, else 0."),
+		heldSeconds:       d("lock_held_seconds", "How long the current holder has held the writer lock; 0 when it is free."),
+		depth:             d("queue_depth", "Writers waiting for the writer lock now."),
+		procQueue:         d("process_queue", "1 when writers also queue across processes on the lock file, else 0."),
+		procWaits:         d("process_waits_total", "Times a writer of this process found another process holding the cross-process lock."),
+		procWaitSeconds:   d("process_wait_seconds_total", "Time writers of this process waited for writers of other processes."),
+		slowHolds:         d("slow_holds_total", "Warnings logged for writers holding the lock longer than _slow_hold."),
+		slowWaits:         d("slow_waits_total", "Warnings logged for writers waiting longer than _slow_wait."),
+		busy:              d("busy_errors_total", "SQLITE_BUSY and SQLITE_LOCKED errors SQLite returned to the process's connections, by extended result code.", "code"),
+		readersOpen:       d("readers_open", "Read-only connections open."),
+		readersIdle:       d("readers_idle", "Read-only connections open and not in use."),
+		reruns:            d("reader_reruns_total", "Statements a reader refused as writes and that ran again on the writer."),
+		walSize:           d("wal_size_bytes", "Size of the -wal file; one that keeps growing means checkpoints cannot finish."),
+		checkpoints:       d("checkpoints_total", "Checkpoints the driver ran: in the background, with Checkpoint, or on close."),
+		checkpointSeconds: d("checkpoint_seconds_total", "Time the driver's checkpoints took."),
+		checkpointMax:     d("checkpoint_max_seconds", "The longest checkpoint the driver ran since the file was opened."),
+		busyCheckpoints:   d("busy_checkpoints_total", "Checkpoints that could not finish: a reader still needed frames of the WAL."),
+		delayedWriters:    d("checkpoint_delayed_writers_total", "Writers that waited for the writer queue while a checkpoint held it."),
+		readHoldBacks:     d("read_hold_backs_total", "Times a checkpoint held new reads of the process back to reset the -wal."),
+		readHoldBackMax:   d("read_hold_back_max_seconds", "The longest time a checkpoint held new reads back."),
+		heldReads:         d("held_reads_total", "Reads that waited while a checkpoint held reads back."),
+		heldReadMax:       d("held_read_max_seconds", "The longest wait of a read held back by a checkpoint."),
+		cpAt:              d("last_checkpoint_timestamp_seconds", "When the driver last ran a checkpoint on the file, in seconds since the Unix epoch."),
+		cpBusy:            d("last_checkpoint_busy", "1 if the last checkpoint could not finish (a reader still needed frames), else 0."),
+		cpLog:             d("last_checkpoint_log_frames", "Frames in the WAL at the last checkpoint."),
+		cpCheckpointed:    d("last_checkpoint_checkpointed_frames", "Frames the last checkpoint copied into the database."),
 	}
 }
 
@@ -118,6 +140,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.procQueue, c.procWaits, c.procWaitSeconds,
 		c.slowHolds, c.slowWaits, c.busy,
 		c.readersOpen, c.readersIdle, c.reruns, c.walSize,
+		c.checkpoints, c.checkpointSeconds, c.checkpointMax,
+		c.busyCheckpoints, c.delayedWriters,
+		c.readHoldBacks, c.readHoldBackMax, c.heldReads, c.heldReadMax,
 		c.cpAt, c.cpBusy, c.cpLog, c.cpCheckpointed,
 	} {
 		ch <- d
@@ -169,6 +194,15 @@ func (c *Collector) collect(ch chan<- prometheus.Metric, st sqlitesafe.Stats) {
 	gauge(c.readersIdle, float64(st.ReadersIdle))
 	counter(c.reruns, float64(st.Reruns))
 	gauge(c.walSize, float64(st.WALSize))
+	counter(c.checkpoints, float64(st.Checkpoints))
+	counter(c.checkpointSeconds, st.CheckpointTotal.Seconds())
+	gauge(c.checkpointMax, st.CheckpointMax.Seconds())
+	counter(c.busyCheckpoints, float64(st.BusyCheckpoints))
+	counter(c.delayedWriters, float64(st.CheckpointDelayedWriters))
+	counter(c.readHoldBacks, float64(st.ReadHoldBacks))
+	gauge(c.readHoldBackMax, st.ReadHoldBackMax.Seconds())
+	counter(c.heldReads, float64(st.HeldReads))
+	gauge(c.heldReadMax, st.HeldReadMax.Seconds())
 	if !st.LastCheckpointAt.IsZero() {
 		gauge(c.cpAt, float64(st.LastCheckpointAt.UnixNano())/1e9)
 		gauge(c.cpBusy, boolValue(st.LastCheckpoint.Busy))

@@ -248,15 +248,20 @@ func TestScrapeDuringLoad(t *testing.T) {
 	}
 	mfs := scrape(t, srv)
 	counters := map[string]int64{
-		"sqlitesafe_writes_total":         st.Writes,
-		"sqlitesafe_group_commits_total":  st.GroupCommits,
-		"sqlitesafe_grouped_writes_total": st.GroupedWrites,
-		"sqlitesafe_lock_acquires_total":  st.Acquires,
-		"sqlitesafe_lock_timeouts_total":  st.LockTimeouts,
-		"sqlitesafe_process_waits_total":  st.ProcessWaits,
-		"sqlitesafe_slow_holds_total":     st.SlowHolds,
-		"sqlitesafe_slow_waits_total":     st.SlowWaits,
-		"sqlitesafe_reader_reruns_total":  st.Reruns,
+		"sqlitesafe_writes_total":                     st.Writes,
+		"sqlitesafe_group_commits_total":              st.GroupCommits,
+		"sqlitesafe_grouped_writes_total":             st.GroupedWrites,
+		"sqlitesafe_lock_acquires_total":              st.Acquires,
+		"sqlitesafe_lock_timeouts_total":              st.LockTimeouts,
+		"sqlitesafe_process_waits_total":              st.ProcessWaits,
+		"sqlitesafe_slow_holds_total":                 st.SlowHolds,
+		"sqlitesafe_slow_waits_total":                 st.SlowWaits,
+		"sqlitesafe_reader_reruns_total":              st.Reruns,
+		"sqlitesafe_checkpoints_total":                st.Checkpoints,
+		"sqlitesafe_busy_checkpoints_total":           st.BusyCheckpoints,
+		"sqlitesafe_checkpoint_delayed_writers_total": st.CheckpointDelayedWriters,
+		"sqlitesafe_read_hold_backs_total":            st.ReadHoldBacks,
+		"sqlitesafe_held_reads_total":                 st.HeldReads,
 	}
 	for name, want := range counters {
 		if got := value(t, mfs, name, file, dto.MetricType_COUNTER); got != float64(want) {
@@ -293,8 +298,12 @@ func TestScrapeDuringLoad(t *testing.T) {
 	if m := series(mfs, "sqlitesafe_lock_wait_seconds", file); m.GetHistogram().GetSampleCount() != uint64(st.Waits) {
 		t.Errorf("sqlitesafe_lock_wait_seconds count %d, GetStats Waits %d", m.GetHistogram().GetSampleCount(), st.Waits)
 	}
-	if series(mfs, "sqlitesafe_last_checkpoint_timestamp_seconds", file) != nil {
-		t.Errorf("a last_checkpoint series before any checkpoint ran")
+	if got := value(t, mfs, "sqlitesafe_checkpoint_seconds_total", file, dto.MetricType_COUNTER); got != st.CheckpointTotal.Seconds() {
+		t.Errorf("sqlitesafe_checkpoint_seconds_total = %g, GetStats says %s", got, st.CheckpointTotal)
+	}
+	// The background checkpointer may or may not have run during the load.
+	if has := series(mfs, "sqlitesafe_last_checkpoint_timestamp_seconds", file) != nil; has != !st.LastCheckpointAt.IsZero() {
+		t.Errorf("a last_checkpoint series: %v; a checkpoint ran: %v", has, !st.LastCheckpointAt.IsZero())
 	}
 
 	// A checkpoint shows up.
