@@ -52,7 +52,9 @@ func ExampleGetStatsFile() {
 // Publishing the metrics of every open file with expvar, under
 // /debug/vars.
 func ExampleExpvarStats() {
-	expvar.Publish("sqlitesafe", expvar.Func(sqlitesafe.ExpvarStats))
+	if expvar.Get("sqlitesafe") == nil { // Publish panics if the name is taken
+		expvar.Publish("sqlitesafe", expvar.Func(sqlitesafe.ExpvarStats))
+	}
 
 	dir, err := os.MkdirTemp("", "example")
 	if err != nil {

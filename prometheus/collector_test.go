@@ -241,7 +241,24 @@ func TestScrapeDuringLoad(t *testing.T) {
 	}
 	t.Logf("%d scrapes during the load", scrapes)
 
-	// Quiet now: the scrape and GetStats agree exactly.
+	// Quiet now, once the background checkpointer has caught up with the
+	// writes (two Stats 300 ms apart, more than its longest interval,
+	// agree): the scrape and GetStats agree exactly.
+	prev := sqlitesafe.Stats{Checkpoints: -1}
+	for i := 0; ; i++ {
+		st, err := sqlitesafe.GetStats(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Checkpoints == prev.Checkpoints && st.Acquires == prev.Acquires {
+			break
+		}
+		if i == 50 {
+			t.Fatal("the checkpointer kept running 15 s after the writes stopped")
+		}
+		prev = st
+		time.Sleep(300 * time.Millisecond)
+	}
 	st, err := sqlitesafe.GetStats(db)
 	if err != nil {
 		t.Fatal(err)
