@@ -305,15 +305,16 @@ func (d *Driver) Open(dsn string) (driver.Conn, error) {
 // lease keeps a handle open while logical connections are open on it: the
 // first connection opens it, the last one to close closes it (database/sql
 // never sees this handle, so never closes it). An in-memory database's
-// handle stays open: closing it would lose the database.
+// handle stays open, since closing it would lose the database, until its
+// leaseConnector is closed.
 type lease struct {
-	d   *Driver // the Driver whose connectors these are
 	drv *Driver // what its connector's Driver method returns
 	cfg *Config // validated, owned
 
-	mu   sync.Mutex
-	c    *connector // the open handle, or nil
-	refs int        // logical connections counted on c
+	mu     sync.Mutex
+	c      *connector // the open handle, or nil
+	refs   int        // logical connections counted on c
+	closed bool       // the leaseConnector was closed: an in-memory handle closes too
 }
 
 func newLease(d *Driver, cfg *Config) (*lease, error) {
@@ -323,7 +324,7 @@ func newLease(d *Driver, cfg *Config) (*lease, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &lease{d: d, drv: d, cfg: cfg.Clone()}, nil
+	return &lease{drv: d, cfg: cfg.Clone()}, nil
 }
 
 // current returns the open handle, or nil.
@@ -362,7 +363,7 @@ func (l *lease) connect(ctx context.Context) (driver.Conn, error) {
 func (l *lease) release(c *connector) error {
 	l.mu.Lock()
 	l.refs--
-	last := l.refs == 0 && l.c == c && !c.memory
+	last := l.refs == 0 && l.c == c && (!c.memory || l.closed)
 	if last {
 		l.c = nil
 	}
@@ -401,6 +402,20 @@ func (lc *leaseConnector) Connect(ctx context.Context) (driver.Conn, error) {
 // Driver implements driver.Connector.
 func (lc *leaseConnector) Driver() driver.Driver { return lc.l.drv }
 
-// Close implements io.Closer. It has nothing to do: the handle closes with
-// its last connection, which database/sql closes before it calls Close.
-func (lc *leaseConnector) Close() error { return nil }
+// Close implements io.Closer, for the wrappers that pass database/sql's
+// Close on. A file's handle closes with its last connection anyway
+// (database/sql closes every connection, those in use when they are put
+// back); an in-memory database's closes now, or with its last connection.
+func (lc *leaseConnector) Close() error {
+	l := lc.l
+	l.mu.Lock()
+	l.closed = true
+	c := l.c
+	if l.refs > 0 || c == nil {
+		l.mu.Unlock()
+		return nil
+	}
+	l.c = nil
+	l.mu.Unlock()
+	return c.Close()
+}

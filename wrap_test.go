@@ -8,6 +8,7 @@ import (
 	"errors"
 	"expvar"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -52,7 +53,26 @@ func (c noCloseConnector) Connect(ctx context.Context) (driver.Conn, error) {
 }
 func (c noCloseConnector) Driver() driver.Driver { return c.d }
 
+// connectorClose wraps OpenConnector and passes Close on, as otelsql does.
+type (
+	connectorClose struct{ inner driver.Driver }
+	closeConnector struct {
+		noCloseConnector
+	}
+)
+
+func (w connectorClose) Open(dsn string) (driver.Conn, error) { return w.inner.Open(dsn) }
+func (w connectorClose) OpenConnector(dsn string) (driver.Connector, error) {
+	c, err := w.inner.(driver.DriverContext).OpenConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return closeConnector{noCloseConnector{inner: c, d: w}}, nil
+}
+func (c closeConnector) Close() error { return c.inner.(io.Closer).Close() }
+
 func init() {
+	sql.Register("test-connector-close", connectorClose{&sqlitesafe.Driver{}})
 	sql.Register("test-open-only", openOnly{&sqlitesafe.Driver{}})
 	sql.Register("test-connector-no-close", connectorNoClose{&sqlitesafe.Driver{}})
 }
@@ -433,4 +453,38 @@ func waitQuiet(t *testing.T, db *sql.DB) {
 		prev = st
 	}
 	t.Fatal("the checkpointer kept running 15 s after the writes stopped")
+}
+
+// An in-memory database behind a wrapper keeps its data while the pool has
+// no connection (closing it would lose the database), and a wrapper that
+// passes Close on closes it.
+func TestWrappedMemoryDatabase(t *testing.T) {
+	for _, name := range []string{"test-connector-no-close", "test-connector-close"} {
+		t.Run(name, func(t *testing.T) {
+			watchdog(t, time.Minute)
+			gs := runtime.NumGoroutine()
+			db, err := sql.Open(name, ":memory:")
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.SetMaxIdleConns(0) // every statement's connection closes after it
+			mustExec(t, db, "CREATE TABLE t(x)")
+			for i := range 10 {
+				if _, err := db.Exec("INSERT INTO t VALUES (?)", i); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := queryInt(t, db, "SELECT count(*) FROM t"); n != 10 {
+				t.Fatalf("%d rows, want 10: the in-memory database was lost between connections", n)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if name == "test-connector-close" {
+				if n := settles(gs, runtime.NumGoroutine); n > gs {
+					t.Errorf("%d goroutines after Close, %d before", n, gs)
+				}
+			}
+		})
+	}
 }
