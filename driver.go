@@ -209,9 +209,10 @@ func init() {
 // way the handle behind the wrapper opens its SQLite connections with its
 // first connection and closes them, checkpointing the -wal as db.Close
 // does, when its last connection closes; the next connection opens the
-// database again. An in-memory database is kept (it would be lost). The
-// handle's metrics, checkpoint and backup are reached by file name:
-// GetStatsFile, CheckpointFile, BackupFile.
+// database again. An in-memory database stays open between connections
+// (closing it would lose it), until a wrapper passes Close on (otelsql
+// does; for Open, it stays). The handle's metrics, checkpoint and backup
+// are reached by file name: GetStatsFile, CheckpointFile, BackupFile.
 type Driver struct {
 	mu     sync.Mutex
 	conns  map[string]*lease // for Open, by DSN
