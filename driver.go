@@ -234,13 +234,6 @@ var (
 // SQLite connections live only as long as the logical connections opened on
 // it, as Open's do.
 func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
-	// Minimal handling of the empty DSN so that otelsql.Register, which
-	// probes the driver with sql.Open(name, ""), works: a private in-memory
-	// database, as SQLite's "" is a private temporary one. dsn.go is to
-	// give "" its full meaning; this line goes when it does.
-	if dsn == "" {
-		dsn = ":memory:"
-	}
 	cfg, err := ParseDSN(dsn)
 	if err != nil {
 		return nil, err
@@ -280,9 +273,6 @@ func calledByDatabaseSQL() bool {
 // and so one writer; the handle closes with their last connection and
 // opens again with the next.
 func (d *Driver) Open(dsn string) (driver.Conn, error) {
-	if dsn == "" {
-		dsn = ":memory:" // the empty DSN: see OpenConnector
-	}
 	d.mu.Lock()
 	l, ok := d.conns[dsn]
 	if !ok {
