@@ -41,6 +41,28 @@ func Backup(ctx context.Context, db *sql.DB, dst string) error {
 	return c.backup(ctx, dst)
 }
 
+// BackupFile is Backup for a database file that a sqlite-safe handle of the
+// process has open, however it was opened: through a driver wrapper
+// (otelsql, sqlmw, sqlhooks) too, where Backup cannot see the handle. name
+// is the file's path or the DSN it was opened with. It copies through one of
+// the handles' readers. A file no handle has open is an error that wraps
+// ErrNotOpen.
+func BackupFile(ctx context.Context, name, dst string) error {
+	_, handles, err := openFile(name)
+	if err != nil {
+		return err
+	}
+	var last error
+	for _, c := range handles {
+		err := c.backup(ctx, dst)
+		if !errors.Is(err, ErrClosed) {
+			return err
+		}
+		last = err // closed meanwhile: another handle may still be open
+	}
+	return fmt.Errorf("%w: every handle on %s closed during the backup: %w", ErrNotOpen, name, last)
+}
+
 // backuper is what modernc.org/sqlite's connection offers for the backup
 // API.
 type backuper interface {

@@ -3,6 +3,7 @@ package sqlitesafe
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -70,6 +71,34 @@ func Checkpoint(ctx context.Context, db *sql.DB, mode CheckpointMode) (Checkpoin
 		return CheckpointResult{}, err
 	}
 	return c.checkpoint(ctx, mode)
+}
+
+// CheckpointFile is Checkpoint for a database file that a sqlite-safe handle
+// of the process has open, however it was opened: through a driver wrapper
+// (otelsql, sqlmw, sqlhooks) too, where Checkpoint cannot see the handle.
+// name is the file's path or the DSN it was opened with. It runs on the
+// writer of one of the handles, under the file's writer queue. A file no
+// handle has open is an error that wraps ErrNotOpen.
+func CheckpointFile(ctx context.Context, name string, mode CheckpointMode) (CheckpointResult, error) {
+	_, handles, err := openFile(name)
+	if err != nil {
+		return CheckpointResult{}, err
+	}
+	var last error
+	for _, c := range handles {
+		if c.readOnly {
+			continue
+		}
+		r, err := c.checkpoint(ctx, mode)
+		if !errors.Is(err, ErrClosed) {
+			return r, err
+		}
+		last = err // closed meanwhile: another handle may still be open
+	}
+	if last == nil {
+		return CheckpointResult{}, fmt.Errorf("%w: every handle on %s is opened read-only; a checkpoint writes the database", ErrReadOnly, name)
+	}
+	return CheckpointResult{}, fmt.Errorf("%w: every handle on %s closed during the checkpoint: %w", ErrNotOpen, name, last)
 }
 
 func (c *connector) checkpoint(ctx context.Context, mode CheckpointMode) (CheckpointResult, error) {

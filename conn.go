@@ -324,11 +324,12 @@ func (c *conn) Ping(ctx context.Context) error {
 }
 
 // Close implements driver.Conn. An open transaction is rolled back.
-func (c *conn) Close() error {
+func (c *conn) Close() (err error) {
 	if c.closed {
 		return nil
 	}
 	c.closed = true
+	defer c.c.connClosed(&err) // a leased handle closes with its last connection
 	c.rollbackOpen()
 	if c.own != nil {
 		err := c.own.close()

@@ -108,6 +108,8 @@ type connector struct {
 	writer *phys
 
 	readers readerPool
+
+	lease *lease // closes the handle with its last connection (Driver.Open, wrappers); nil for sql.Open's
 }
 
 var (

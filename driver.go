@@ -129,6 +129,14 @@
 // than _slow_wait (1 s) is reported once through log/slog (Config.Logger, or
 // slog.Default), with the holder's file:line.
 //
+// AllStats returns the Stats of every file open in the process, for
+// exporters: ExpvarStats is ready for expvar.Publish, and the module
+// github.com/sqlitesafe/sqlitesafe/prometheus has a Prometheus collector.
+// Through a driver wrapper (otelsql, sqlmw, sqlhooks) db.Driver() is the
+// wrapper's and GetStats cannot see the handle: GetStatsFile,
+// CheckpointFile and BackupFile reach it by the database's path. Call sites
+// in messages skip the frames of database/sql, the wrappers and the ORMs.
+//
 // Checkpoint checkpoints the WAL under the writer queue; the WAL is bounded
 // by journal_size_limit (64 MiB unless _journal_size_limit says otherwise),
 // and closing the last handle of the process on a file checkpoints it.
@@ -152,8 +160,8 @@
 // errors.As; its Code method gives the extended result code. The driver's
 // own errors are the sentinels ErrInvalidDSN (with *DSNError),
 // ErrLockTimeout (with *LockTimeoutError), ErrReaderTimeout, ErrReadOnly,
-// ErrWALUnavailable, ErrNetworkFS, ErrSetting, ErrClosed and
-// ErrNotSQLiteSafe.
+// ErrWALUnavailable, ErrNetworkFS, ErrSetting, ErrClosed, ErrNotSQLiteSafe
+// and ErrNotOpen.
 //
 // # ORMs
 //
@@ -177,6 +185,10 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
+	"io"
+	"runtime"
+	"strings"
 	"sync"
 )
 
@@ -190,10 +202,22 @@ func init() {
 // Driver is the sqlite-safe database/sql driver. sql.Open("sqlite-safe",
 // dsn) is all most programs need; NewConnector builds a handle from a
 // Config.
+//
+// A driver wrapper (tracing, hooks, middleware) that wraps only
+// driver.Driver calls Open for every connection; one that wraps
+// OpenConnector may not pass database/sql's Close on to the connector. Either
+// way the handle behind the wrapper opens its SQLite connections with its
+// first connection and closes them, checkpointing the -wal as db.Close
+// does, when its last connection closes; the next connection opens the
+// database again. An in-memory database stays open between connections
+// (closing it would lose it), until a wrapper passes Close on (otelsql
+// does; for Open, it stays). The handle's metrics, checkpoint and backup
+// are reached by file name: GetStatsFile, CheckpointFile, BackupFile.
 type Driver struct {
 	mu     sync.Mutex
-	conns  map[string]*connector // for Open, by DSN
-	handle *connector            // the handle this Driver is the Driver of, or nil
+	conns  map[string]*lease // for Open, by DSN
+	handle *connector        // the handle this Driver is the Driver of, or nil
+	lease  *lease            // the lease this Driver is the Driver of, or nil
 }
 
 var (
@@ -203,34 +227,186 @@ var (
 
 // OpenConnector implements driver.DriverContext: sql.Open calls it, so a
 // bad DSN is reported by sql.Open.
+//
+// Called by database/sql, it returns the handle's connector, which
+// database/sql closes with the *sql.DB. Called by anything else (a driver
+// wrapper, which may not pass Close on), it returns a connector whose
+// SQLite connections live only as long as the logical connections opened on
+// it, as Open's do.
 func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 	cfg, err := ParseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
-	return newConnector(cfg)
+	if calledByDatabaseSQL() {
+		return newConnector(cfg)
+	}
+	l, err := newLease(d, cfg)
+	if err != nil {
+		return nil, err
+	}
+	// A Driver of its own, as a connector has, so that GetStats of a
+	// *sql.DB opened on this connector directly finds the lease.
+	l.drv = &Driver{lease: l}
+	return &leaseConnector{l: l}, nil
+}
+
+// calledByDatabaseSQL reports whether OpenConnector's caller is package
+// database/sql (sql.Open) rather than a wrapper.
+func calledByDatabaseSQL() bool {
+	var pcs [8]uintptr
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs[:])])
+	for {
+		f, more := frames.Next()
+		if !strings.HasPrefix(f.Function, "github.com/sqlitesafe/sqlitesafe.") {
+			return strings.HasPrefix(f.Function, "database/sql.")
+		}
+		if !more {
+			return false
+		}
+	}
 }
 
 // Open implements driver.Driver. database/sql does not call it (it uses
-// OpenConnector); a direct call opens a connection on a connector shared by
-// all Open calls with the same DSN, so that they share one writer.
+// OpenConnector); a wrapper that wraps only driver.Driver does, once per
+// connection. The connections opened with the same DSN share one handle,
+// and so one writer; the handle closes with their last connection and
+// opens again with the next.
 func (d *Driver) Open(dsn string) (driver.Conn, error) {
 	d.mu.Lock()
-	c, ok := d.conns[dsn]
+	l, ok := d.conns[dsn]
 	if !ok {
 		cfg, err := ParseDSN(dsn)
 		if err == nil {
-			c, err = newConnector(cfg)
+			l, err = newLease(d, cfg)
 		}
 		if err != nil {
 			d.mu.Unlock()
 			return nil, err
 		}
 		if d.conns == nil {
-			d.conns = make(map[string]*connector)
+			d.conns = make(map[string]*lease)
 		}
-		d.conns[dsn] = c
+		d.conns[dsn] = l
 	}
 	d.mu.Unlock()
-	return c.Connect(context.Background())
+	return l.connect(context.Background())
+}
+
+// lease keeps a handle open while logical connections are open on it: the
+// first connection opens it, the last one to close closes it (database/sql
+// never sees this handle, so never closes it). An in-memory database's
+// handle stays open, since closing it would lose the database, until its
+// leaseConnector is closed.
+type lease struct {
+	drv *Driver // what its connector's Driver method returns
+	cfg *Config // validated, owned
+
+	mu     sync.Mutex
+	c      *connector // the open handle, or nil
+	refs   int        // logical connections counted on c
+	closed bool       // the leaseConnector was closed: an in-memory handle closes too
+}
+
+func newLease(d *Driver, cfg *Config) (*lease, error) {
+	if cfg == nil {
+		return nil, &DSNError{Reason: "nil *Config"}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &lease{drv: d, cfg: cfg.Clone()}, nil
+}
+
+// current returns the open handle, or nil.
+func (l *lease) current() *connector {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.c
+}
+
+// connect opens a logical connection, opening the handle if none is open. A
+// connection that opens while the last one closes gets a new handle: the
+// closing one is out of the lease before it closes.
+func (l *lease) connect(ctx context.Context) (driver.Conn, error) {
+	l.mu.Lock()
+	c := l.c
+	if c == nil {
+		var err error
+		if c, err = newConnector(l.cfg); err != nil {
+			l.mu.Unlock()
+			return nil, err
+		}
+		c.lease = l
+		l.c = c
+	}
+	l.refs++
+	l.mu.Unlock()
+	lc, err := c.Connect(ctx)
+	if err != nil {
+		return nil, errors.Join(err, l.release(c))
+	}
+	return lc, nil
+}
+
+// release counts off one logical connection of c and closes c after the
+// last one.
+func (l *lease) release(c *connector) error {
+	l.mu.Lock()
+	l.refs--
+	last := l.refs == 0 && l.c == c && (!c.memory || l.closed)
+	if last {
+		l.c = nil
+	}
+	l.mu.Unlock()
+	if !last {
+		return nil
+	}
+	return c.Close()
+}
+
+// connClosed is told by each logical connection as it closes, so that a
+// leased handle closes with its last connection; an error closing it is
+// joined to *errp, the connection's Close error.
+func (c *connector) connClosed(errp *error) {
+	if c.lease == nil {
+		return
+	}
+	if err := c.lease.release(c); err != nil {
+		*errp = errors.Join(*errp, err)
+	}
+}
+
+// leaseConnector is the connector OpenConnector gives a wrapper.
+type leaseConnector struct{ l *lease }
+
+var (
+	_ driver.Connector = (*leaseConnector)(nil)
+	_ io.Closer        = (*leaseConnector)(nil)
+)
+
+// Connect implements driver.Connector.
+func (lc *leaseConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	return lc.l.connect(ctx)
+}
+
+// Driver implements driver.Connector.
+func (lc *leaseConnector) Driver() driver.Driver { return lc.l.drv }
+
+// Close implements io.Closer, for the wrappers that pass database/sql's
+// Close on. A file's handle closes with its last connection anyway
+// (database/sql closes every connection, those in use when they are put
+// back); an in-memory database's closes now, or with its last connection.
+func (lc *leaseConnector) Close() error {
+	l := lc.l
+	l.mu.Lock()
+	l.closed = true
+	c := l.c
+	if l.refs > 0 || c == nil {
+		l.mu.Unlock()
+		return nil
+	}
+	l.c = nil
+	l.mu.Unlock()
+	return c.Close()
 }

@@ -44,8 +44,16 @@ var (
 	ErrNetworkFS = errors.New("sqlitesafe: database on a network file system")
 
 	// ErrNotSQLiteSafe is returned by GetStats, Checkpoint, Backup, Raw and
-	// RawRead for a *sql.DB or *sql.Conn of another driver.
-	ErrNotSQLiteSafe = errors.New("sqlitesafe: the *sql.DB was not opened with the sqlite-safe driver")
+	// RawRead for a *sql.DB or *sql.Conn of another driver, or of a driver
+	// wrapper (otelsql, sqlmw, sqlhooks), which hides the handle: reach
+	// that one's file with GetStatsFile, CheckpointFile and BackupFile.
+	ErrNotSQLiteSafe = errors.New("sqlitesafe: the *sql.DB was not opened with the sqlite-safe driver " +
+		"(if a tracing or hooks driver wraps it, use GetStatsFile, CheckpointFile or BackupFile with the database's path)")
+
+	// ErrNotOpen is wrapped by the error of GetStatsFile, CheckpointFile
+	// and BackupFile for a file that no sqlite-safe handle of the process
+	// has open.
+	ErrNotOpen = errors.New("sqlitesafe: database not open")
 
 	// ErrSetting is wrapped by the error of opening a connection on which a
 	// setting did not take: reading it back gave another value.

@@ -91,11 +91,22 @@ func captureSite() callSite {
 	return s
 }
 
-// infrastructure lists the packages whose frames are not the caller's code.
+// infrastructure lists the packages whose frames are not the caller's code:
+// database/sql, this package, the driver wrappers that trace or hook calls
+// on their way to it, and the data libraries built on database/sql.
 var infrastructure = []string{
 	"runtime.",
 	"database/sql.",
 	"github.com/sqlitesafe/sqlitesafe.",
+	"github.com/XSAM/otelsql.",
+	"github.com/ngrok/sqlmw.",
+	"github.com/qustavo/sqlhooks.", // v1
+	"github.com/qustavo/sqlhooks/", // v2 and later
+	"github.com/luna-duclos/instrumentedsql",
+	"contrib.go.opencensus.io/integrations/ocsql",
+	"github.com/DataDog/dd-trace-go/",
+	"gopkg.in/DataDog/dd-trace-go.v1/",
+	"github.com/uptrace/opentelemetry-go-extra/otelsql",
 	"github.com/jmoiron/sqlx.",
 	"gorm.io/",
 	"github.com/uptrace/bun",
@@ -103,8 +114,8 @@ var infrastructure = []string{
 }
 
 // String returns "dir/file.go:line" of the first frame outside database/sql,
-// this package and the data libraries built on them (a test file counts as
-// the caller's code), or "" if none is known.
+// this package, the driver wrappers and the data libraries built on them (a
+// test file counts as the caller's code), or "" if none is known.
 func (s *callSite) String() string {
 	if s.n == 0 {
 		return ""

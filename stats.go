@@ -2,8 +2,12 @@ package sqlitesafe
 
 import (
 	"database/sql"
+	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,12 +15,18 @@ import (
 
 // Stats is a snapshot of what the driver has seen on one database file, for
 // every handle of the process on it (the counters) and for the handle asked
-// (the readers). Get it with GetStats. The counters count from the moment a
-// handle of the process opened the file while no other was open on it: when
-// the last handle on the file closes, its counters go with it.
+// (the readers). Get it with GetStats, GetStatsFile or AllStats. The
+// counters count from the moment a handle of the process opened the file
+// while no other was open on it: when the last handle on the file closes,
+// its counters go with it.
 type Stats struct {
 	// File is the database file, as the handle's DSN names it.
 	File string
+	// Path is the file as the driver tells files apart: its absolute path
+	// with symbolic links resolved, the same for every handle on the file
+	// ("memory:..." for an in-memory database, "vfs:NAME:..." for a
+	// database of another VFS).
+	Path string
 
 	// Writes counts the write statements and write transactions run under
 	// the writer queue: an autocommit write, a transaction, a writing query.
@@ -233,10 +243,16 @@ func handleOf(db *sql.DB) (*connector, error) {
 		return nil, ErrNotSQLiteSafe
 	}
 	d, ok := db.Driver().(*Driver)
-	if !ok || d.handle == nil {
-		return nil, ErrNotSQLiteSafe
+	switch {
+	case ok && d.handle != nil:
+		return d.handle, nil
+	case ok && d.lease != nil:
+		if c := d.lease.current(); c != nil {
+			return c, nil
+		}
+		return nil, fmt.Errorf("%w: %s: no connection of the *sql.DB is open, and its handle opens with the first (see Driver)", ErrNotOpen, d.lease.cfg.Path)
 	}
-	return d.handle, nil
+	return nil, ErrNotSQLiteSafe
 }
 
 // GetStats returns the driver's metrics for the database file db is open on:
@@ -248,8 +264,9 @@ func handleOf(db *sql.DB) (*connector, error) {
 //
 // db must have been opened with sql.Open("sqlite-safe", ...) or sql.OpenDB
 // of a connector from NewConnector; otherwise the error is ErrNotSQLiteSafe.
-// Before db has connected once there is nothing to report, and the Stats
-// holds only File.
+// A *sql.DB opened through a driver wrapper (otelsql, sqlmw, sqlhooks) has the
+// wrapper's driver: use GetStatsFile. Before db has connected once there is
+// nothing to report, and the Stats holds only File.
 func GetStats(db *sql.DB) (Stats, error) {
 	c, err := handleOf(db)
 	if err != nil {
@@ -258,17 +275,119 @@ func GetStats(db *sql.DB) (Stats, error) {
 	return c.stats(), nil
 }
 
+// GetStatsFile returns the metrics of a database file that a sqlite-safe
+// handle of the process has open, however it was opened: through a driver
+// wrapper (otelsql, sqlmw, sqlhooks) too, where GetStats cannot see the
+// handle. name is the file's path or the DSN it was opened with; any
+// spelling of the path that reaches the same file will do. The readers
+// counted are those of every handle on the file. A file no handle has open is
+// an error that wraps ErrNotOpen.
+func GetStatsFile(name string) (Stats, error) {
+	f, handles, err := openFile(name)
+	if err != nil {
+		return Stats{}, err
+	}
+	return f.stats(handles), nil
+}
+
+// AllStats returns the metrics of every database file that a sqlite-safe
+// handle of the process has open, ordered by Path; an exporter walks it on
+// each scrape. The readers counted are those of every handle on the file.
+func AllStats() []Stats {
+	files.Lock()
+	type open struct {
+		f       *fileState
+		handles []*connector
+	}
+	all := make([]open, 0, len(files.m))
+	for _, f := range files.m {
+		all = append(all, open{f, f.handleList()})
+	}
+	files.Unlock()
+	out := make([]Stats, len(all))
+	for i, o := range all {
+		out[i] = o.f.stats(o.handles)
+	}
+	slices.SortFunc(out, func(a, b Stats) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
+// ExpvarStats returns AllStats as a map from each file's Path to its Stats,
+// for the standard library's expvar. Publishing it is one line:
+//
+//	expvar.Publish("sqlitesafe", expvar.Func(sqlitesafe.ExpvarStats))
+//
+// and /debug/vars then shows, under "sqlitesafe", the metrics of every open
+// file as JSON, durations in nanoseconds (as encoding/json writes a
+// time.Duration). The driver does not publish it on its own: importing expvar
+// registers /debug/vars, with the program's command line, on
+// http.DefaultServeMux of every program that imports the driver.
+func ExpvarStats() any {
+	all := AllStats()
+	m := make(map[string]Stats, len(all))
+	for _, st := range all {
+		m[st.Path] = st
+	}
+	return m
+}
+
+// openFile finds the registry entry of the file name names, and its
+// handles.
+func openFile(name string) (*fileState, []*connector, error) {
+	cfg, err := ParseDSN(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	probe, err := newConnector(cfg) // resolves name as a handle would; opens nothing
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := probe.fileKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	files.Lock()
+	defer files.Unlock()
+	f := files.m[key]
+	if f == nil || len(f.handles) == 0 {
+		return nil, nil, fmt.Errorf("%w: no sqlite-safe handle of this process has %s open (open it first; an in-memory database is reached only through its *sql.DB)", ErrNotOpen, cfg.Path)
+	}
+	return f, f.handleList(), nil
+}
+
+// handleList returns the handles on the file, in no order. The caller holds
+// files.
+func (f *fileState) handleList() []*connector {
+	hs := make([]*connector, 0, len(f.handles))
+	for c := range f.handles {
+		hs = append(hs, c)
+	}
+	return hs
+}
+
 func (c *connector) stats() Stats {
-	st := Stats{File: c.name}
 	c.mu.Lock()
 	f := c.file
 	c.mu.Unlock()
-	st.ReadersOpen, st.ReadersIdle = c.readers.counts()
-	if f == nil {
-		return st
+	var st Stats
+	if f != nil {
+		st = f.stats(nil)
 	}
+	st.File = c.name
+	st.ReadersOpen, st.ReadersIdle = c.readers.counts()
+	return st
+}
+
+// stats returns the file's metrics, with the readers of handles.
+func (f *fileState) stats(handles []*connector) Stats {
 	q := &f.queue
 	s := &q.stats
+	st := Stats{File: q.file, Path: f.key}
+	for _, c := range handles {
+		open, idle := c.readers.counts()
+		st.ReadersOpen += open
+		st.ReadersIdle += idle
+	}
 	st.Writes = s.writes.Load()
 	st.GroupCommits = s.groupCommits.Load()
 	st.GroupedWrites = s.groupedWrites.Load()
@@ -323,7 +442,7 @@ func (c *connector) stats() Stats {
 	st.HeldReads = f.gate.held.Load()
 	st.HeldReadMax = time.Duration(f.gate.heldMax.Load())
 
-	if !c.memory {
+	if filepath.IsAbs(f.key) {
 		if fi, err := os.Stat(f.key + "-wal"); err == nil {
 			st.WALSize = fi.Size()
 		}

@@ -1,6 +1,7 @@
 // Package compat holds no code: it is the module of sqlite-safe's tests with
 // the ORMs and tools people put in front of database/sql (sqlx, gorm, bun,
-// goose, ent, golang-migrate, xorm, River), kept out of the driver's go.mod
+// goose, ent, golang-migrate, xorm, River) and of the driver wrappers that
+// trace or hook its calls (otelsql, sqlmw), kept out of the driver's go.mod
 // so that a program importing the driver does not get them in its module
 // graph.
 //
