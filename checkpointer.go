@@ -236,9 +236,11 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 	// A reset a read kept from finishing is tried again only after a
 	// pause that doubles up to 5 s: holding reads back again and again for
 	// a read that does not end (a Backup, say) would stall every read.
+	// But once every read of the process that was open then has ended,
+	// it is tried again at once.
 	const firstPause, maxPause = 250 * time.Millisecond, 5 * time.Second
 	pause := firstPause
-	var nextReset time.Time
+	var nextReset, blockedAt time.Time
 	for {
 		select {
 		case <-stop:
@@ -251,9 +253,15 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 			continue
 		}
 		writes = w
+		if !blockedAt.IsZero() {
+			if since, ok := k.f.oldestReaderSince(); !ok || since.After(blockedAt) {
+				blockedAt, nextReset = time.Time{}, time.Time{}
+			}
+		}
 		if limit := k.limit.Load(); limit > 0 && time.Now().After(nextReset) && walSize(k.f.key) > limit {
 			if r, err := k.checkpoint(context.Background(), CheckpointTruncate); err != nil || r.Busy {
-				nextReset = time.Now().Add(pause)
+				blockedAt = time.Now()
+				nextReset = blockedAt.Add(pause)
 				pause = min(2*pause, maxPause)
 			} else {
 				pause = firstPause
@@ -424,6 +432,23 @@ func runCheckpoint(ctx context.Context, p *phys, mode CheckpointMode, busy time.
 		return CheckpointResult{}, fmt.Errorf("sqlitesafe: %s: %w", q, err)
 	}
 	return CheckpointResult{Busy: v[0] != 0, Log: int(v[1]), Checkpointed: int(v[2])}, nil
+}
+
+// oldestReaderSince returns when the read of this process open longest on
+// the file began; ok is false when none is open.
+func (f *fileState) oldestReaderSince() (since time.Time, ok bool) {
+	files.Lock()
+	handles := make([]*connector, 0, len(f.handles))
+	for c := range f.handles {
+		handles = append(handles, c)
+	}
+	files.Unlock()
+	for _, c := range handles {
+		if s, found := c.readers.oldestSince(); found && (!ok || s.Before(since)) {
+			since, ok = s, true
+		}
+	}
+	return since, ok
 }
 
 // oldestReader describes the read of this process open longest on the file.

@@ -168,16 +168,33 @@ func (rp *readerPool) put(p *phys) {
 	}
 }
 
-// oldest returns the reader that has been in use longest, if any.
+// oldest returns the reader that has been in use longest, if any: since
+// when, and where its read transaction began.
 func (rp *readerPool) oldest() (since time.Time, site string, ok bool) {
+	rp.mu.Lock()
+	var cs callSite
+	for _, p := range rp.out {
+		if !ok || p.since.Before(since) {
+			since, cs, ok = p.since, p.site, true
+		}
+	}
+	rp.mu.Unlock()
+	if ok {
+		site = cs.String()
+	}
+	return since, site, ok
+}
+
+// oldestSince is oldest without the site.
+func (rp *readerPool) oldestSince() (since time.Time, ok bool) {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	for _, p := range rp.out {
 		if !ok || p.since.Before(since) {
-			since, site, ok = p.since, p.site.String(), true
+			since, ok = p.since, true
 		}
 	}
-	return since, site, ok
+	return since, ok
 }
 
 // giveBack returns a reader to the pool, or closes it; untrack takes it off
