@@ -146,9 +146,9 @@ func runAll(o options, args []string, stdout, stderr io.Writer) (int, error) {
 	header := []string{
 		fmt.Sprintf("Peers benchmark, %s: `go run ./cmd/peers %s` in bench/peers.", time.Now().UTC().Format("2006-01-02 15:04 MST"), strings.Join(args, " ")),
 		"",
-		fmt.Sprintf("- Method: %d interleaved rounds; in each, every cell once, each cell a fresh process on a fresh copy of one WAL file (t of %d rows, %d counters), %v of calls after %v of warm-up in the same process; the tables give medians over the rounds.",
-			o.rounds, o.rows, peers.CounterRows, o.duration, o.warmup),
-		"- Machine: " + machine(),
+		fmt.Sprintf("- Method: %s; in each, every cell once, each cell a fresh process on a fresh copy of one WAL file (t of %d rows, %d counters), %v of calls after %v of warm-up in the same process; the tables give medians over the rounds.",
+			plural(o.rounds, "interleaved round"), o.rows, peers.CounterRows, o.duration, o.warmup),
+		"- Machine: " + machine() + "; the cells' files on " + filesystem(dir),
 		"- Drivers: " + versions(modDir),
 		"- Load average before: " + loadavg(),
 	}
@@ -361,6 +361,34 @@ func versions(modDir string) string {
 		v += ", sqlite-safe at " + strings.TrimSpace(string(rev))
 	}
 	return v
+}
+
+// plural returns n and noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// filesystem returns the type and mount point of the file system dir is
+// on, as df gives them, with a warning for tmpfs, where fdatasync costs
+// nothing.
+func filesystem(dir string) string {
+	out, err := exec.Command("df", "-PT", dir).Output()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err != nil || len(lines) < 2 {
+		return dir + " (file system unknown: df -PT failed)"
+	}
+	f := strings.Fields(lines[len(lines)-1])
+	if len(f) < 7 {
+		return dir + " (file system unknown)"
+	}
+	fs := fmt.Sprintf("%s (%s, mounted on %s)", dir, f[1], f[6])
+	if f[1] == "tmpfs" {
+		fs += ": memory, where fdatasync costs nothing and synchronous=FULL measures nothing; give -dir on a disk"
+	}
+	return fs
 }
 
 // loadavg returns the load averages of /proc/loadavg.
