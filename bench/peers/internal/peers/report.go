@@ -445,6 +445,14 @@ func writeProblems(w io.Writer, cells []Cell) {
 		}
 	}
 	for _, c := range cells {
+		if c.Result != nil {
+			for _, st := range c.Result.Streams {
+				if st.Errors > 0 {
+					fmt.Fprintf(w, "- round %d, %s, %s: %d %s failed (counted, not a failure of the cell); the first: %s\n",
+						c.Round, c.Workload, c.Config, st.Errors, st.Name, strings.ReplaceAll(st.FirstError, "\n", " "))
+				}
+			}
+		}
 		if c.Stderr != "" {
 			fmt.Fprintf(w, "- round %d, %s, %s wrote to standard error (not a failure): %s\n", c.Round, c.Workload, c.Config, strings.ReplaceAll(c.Stderr, "\n", " "))
 		}

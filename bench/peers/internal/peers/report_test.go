@@ -107,3 +107,19 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestReportNamesFailedCalls: failed calls do not fail a cell, but the
+// report names how many and the first error.
+func TestReportNamesFailedCalls(t *testing.T) {
+	c := cellOf(2, "modernc", "W1-64", "inserts", 1000, 1)
+	c.Result.Streams[0].Errors = 7
+	c.Result.Streams[0].FirstError = "database is locked (5) (SQLITE_BUSY)"
+	workloads, _ := ParseWorkloads("W1-64")
+	configs, _ := ParseConfigs("modernc")
+	var b strings.Builder
+	WriteReport(&b, ReportInput{Workloads: workloads, Configs: configs, Cells: []Cell{c}})
+	want := "- round 2, W1-64, modernc: 7 inserts failed (counted, not a failure of the cell); the first: database is locked (5) (SQLITE_BUSY)"
+	if !strings.Contains(b.String(), want) || !strings.Contains(b.String(), "| W1-64 | 7 |") {
+		t.Fatalf("the report lacks %q or the errors row; report:\n%s", want, b.String())
+	}
+}
