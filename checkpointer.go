@@ -357,7 +357,14 @@ func (k *checkpointer) checkpoint(ctx context.Context, mode CheckpointMode) (Che
 	}
 	q := &k.f.queue
 	wait := max(maxReadHoldBack-time.Since(holdStart), time.Millisecond)
-	if err := q.lock(ctx, wait, holder{kind: holdCheckpoint, since: time.Now()}); err != nil {
+	// The last step needs SQLite's write lock: with the process queue
+	// taken as well, the writers of other sqlite-safe processes are not
+	// in the middle of a transaction holding it.
+	h := holder{kind: holdCheckpoint, since: time.Now()}
+	if o := k.opener.Load(); o != nil {
+		h.proc = o.procOn()
+	}
+	if err := q.lock(ctx, wait, h); err != nil {
 		r.HeldReads = time.Since(holdStart)
 		gate.release()
 		r.Busy = true
