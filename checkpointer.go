@@ -28,11 +28,12 @@ import (
 // uses, and the WAL starts over from its beginning only when no reader uses
 // it at all. With reads that overlap (one always open), it never does, and
 // the -wal file grows without bound. The process's readers are all the
-// driver's: when the -wal passes a quarter of journal_size_limit, the checkpointer
-// holds new read transactions of the process back (the read gate), waits for
-// the open ones to end (at most maxReadHoldBack), and runs a TRUNCATE
-// checkpoint under the writer queue (at most checkpointQueueHold), then lets
-// the reads go. Readers of other processes cannot be held back; they are
+// driver's: when the -wal passes a quarter of journal_size_limit (4 MiB while
+// no read is open), the checkpointer holds new read transactions of the
+// process back (the read gate), waits for the open ones to end (at most
+// maxReadHoldBack), and runs a RESTART checkpoint under the writer queue (at
+// most checkpointQueueHold), letting the reads go as soon as every frame is
+// copied. Readers of other processes cannot be held back; they are
 // reported.
 
 const (
@@ -258,8 +259,8 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 				blockedAt, nextReset = time.Time{}, time.Time{}
 			}
 		}
-		if limit := k.limit.Load(); limit > 0 && time.Now().After(nextReset) && walSize(k.f.key) > limit {
-			if r, err := k.checkpoint(context.Background(), CheckpointTruncate); err != nil || r.Busy {
+		if limit := k.resetAt(); limit > 0 && time.Now().After(nextReset) && walSize(k.f.key) > limit {
+			if r, err := k.checkpoint(context.Background(), CheckpointRestart); err != nil || r.Busy {
 				blockedAt = time.Now()
 				nextReset = blockedAt.Add(pause)
 				pause = min(2*pause, maxPause)
@@ -285,6 +286,20 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 		}
 		timer.Reset(busyTick)
 	}
+}
+
+// resetAt is the -wal size past which the background checkpointer starts the
+// WAL over: a quarter of journal_size_limit while reads of the process are
+// open (the reset holds them back), and about what SQLite's automatic
+// checkpoint lets grow (1000 pages of 4 KiB) while none is: then a reset
+// holds nothing back, and a WAL that starts over early stays small, its
+// index short, and its file written in place rather than extended.
+func (k *checkpointer) resetAt() int64 {
+	limit := k.limit.Load()
+	if limit > 0 && k.f.gate.active.Load() == 0 {
+		return min(limit, 4<<20)
+	}
+	return limit
 }
 
 // walSize returns the size of the database's -wal file, 0 if none.
@@ -368,7 +383,7 @@ func (k *checkpointer) checkpoint(ctx context.Context, mode CheckpointMode) (Che
 		r.HeldReads = time.Since(holdStart)
 		gate.release()
 		r.Busy = true
-		r.Blocker = "the writers of this process: the writer queue stayed busy for " + round(wait).String()
+		r.Blocker = "the writers of this process: " + err.Error()
 		k.record(r, nil, start, true)
 		return r, nil
 	}

@@ -559,9 +559,6 @@ func releaseFile(f *fileState, c *connector) {
 	if last {
 		delete(files.m, f.key)
 		f.queue.stopWatching()
-		if f.queue.proc != nil {
-			f.queue.proc.close()
-		}
 	} else {
 		for h := range f.handles {
 			if !h.memory && !h.readOnly && !h.shut.Load() {
@@ -573,7 +570,11 @@ func releaseFile(f *fileState, c *connector) {
 	files.Unlock()
 	if last {
 		// Outside files: a checkpoint under way looks at the handles.
+		// And before the lock file closes: a checkpoint takes it.
 		f.ckpt.shutdown()
+		if f.queue.proc != nil {
+			f.queue.proc.close()
+		}
 	}
 }
 

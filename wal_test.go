@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -230,5 +231,43 @@ func TestCheckpointBesideOpenReadNeverFailsWriters(t *testing.T) {
 	}
 	if errors.Is(err, sqlitesafe.ErrLockTimeout) {
 		t.Fatal(err)
+	}
+}
+
+// Closing a handle while its checkpointer resets the -wal: the reset runs
+// to its end or stops, and never touches the lock file after it closed.
+func TestCloseDuringCheckpointerReset(t *testing.T) {
+	watchdog(t, 2*time.Minute)
+	rounds := 20
+	if testing.Short() {
+		rounds = 5
+	}
+	var logs syncBuffer
+	path := dbPath(t)
+	for round := range rounds {
+		cfg, err := sqlitesafe.ParseDSN(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		c, err := sqlitesafe.NewConnector(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := sql.OpenDB(c)
+		mustExec(t, db, "CREATE TABLE IF NOT EXISTS w(id INTEGER PRIMARY KEY, v BLOB)")
+		// Past the 4 MiB at which a -wal without readers is reset, and on.
+		start := time.Now()
+		for time.Since(start) < time.Duration(50+10*round)*time.Millisecond {
+			if _, err := db.Exec("INSERT INTO w(v) VALUES (randomblob(4000))"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Close(); err != nil {
+			t.Fatalf("round %d: Close: %v", round, err)
+		}
+	}
+	if out := logs.String(); strings.Contains(out, "bad file descriptor") || strings.Contains(out, "cannot reset") {
+		t.Fatalf("the checkpointer failed around Close:\n%s", out)
 	}
 }
