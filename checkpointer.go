@@ -31,9 +31,9 @@ import (
 // driver's: when the -wal passes a quarter of journal_size_limit (4 MiB while
 // no read is open), the checkpointer holds new read transactions of the
 // process back (the read gate), waits for the open ones to end (at most
-// maxReadHoldBack), and runs a RESTART checkpoint under the writer queue (at
-// most checkpointQueueHold), letting the reads go as soon as every frame is
-// copied. Readers of other processes cannot be held back; they are
+// maxReadHoldBack), and runs a TRUNCATE checkpoint under the writer queue
+// (at most checkpointQueueHold), letting the reads go as soon as every frame
+// is copied. Readers of other processes cannot be held back; they are
 // reported.
 
 const (
@@ -241,7 +241,7 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 	// it is tried again at once.
 	const firstPause, maxPause = 250 * time.Millisecond, 5 * time.Second
 	pause := firstPause
-	var nextReset, blockedAt time.Time
+	var nextReset, blockedAt, lastRead time.Time
 	for {
 		select {
 		case <-stop:
@@ -259,8 +259,12 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 				blockedAt, nextReset = time.Time{}, time.Time{}
 			}
 		}
-		if limit := k.resetAt(); limit > 0 && time.Now().After(nextReset) && walSize(k.f.key) > limit {
-			if r, err := k.checkpoint(context.Background(), CheckpointRestart); err != nil || r.Busy {
+		if k.f.gate.active.Load() > 0 {
+			lastRead = time.Now()
+		}
+		if limit := k.resetAt(time.Since(lastRead) > 100*time.Millisecond); limit > 0 && time.Now().After(nextReset) && walSize(k.f.key) > limit {
+			// TRUNCATE: the file's size is what says the WAL has grown.
+			if r, err := k.checkpoint(context.Background(), CheckpointTruncate); err != nil || r.Busy {
 				blockedAt = time.Now()
 				nextReset = blockedAt.Add(pause)
 				pause = min(2*pause, maxPause)
@@ -289,14 +293,14 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 }
 
 // resetAt is the -wal size past which the background checkpointer starts the
-// WAL over: a quarter of journal_size_limit while reads of the process are
-// open (the reset holds them back), and about what SQLite's automatic
-// checkpoint lets grow (1000 pages of 4 KiB) while none is: then a reset
-// holds nothing back, and a WAL that starts over early stays small, its
-// index short, and its file written in place rather than extended.
-func (k *checkpointer) resetAt() int64 {
+// WAL over: a quarter of journal_size_limit while the process reads (a reset
+// holds new reads back), and about what SQLite's automatic checkpoint lets
+// grow (1000 pages of 4 KiB) when no read has been seen for a while
+// (noReads): then a reset holds nothing back, and a WAL that starts over
+// early stays small and its index short.
+func (k *checkpointer) resetAt(noReads bool) int64 {
 	limit := k.limit.Load()
-	if limit > 0 && k.f.gate.active.Load() == 0 {
+	if limit > 0 && noReads {
 		return min(limit, 4<<20)
 	}
 	return limit
