@@ -97,8 +97,13 @@ func overlappingReads(t *testing.T, db *sql.DB, path string, stop func(wal int64
 // and Stats reports how long reads were held back.
 func TestWALBoundedUnderOverlappingReads(t *testing.T) {
 	d := 60 * time.Second
-	if testing.Short() {
+	switch {
+	case testing.Short():
 		d = 2 * time.Second
+	case raceEnabled:
+		// The run without -race (go test ./..., as CI runs it too) is
+		// the 60 s one.
+		d = 15 * time.Second
 	}
 	watchdog(t, d+time.Minute)
 	path := dbPath(t)

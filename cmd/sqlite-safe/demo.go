@@ -196,7 +196,11 @@ func runWorkload(s setup, dsn string, o demoOptions, progress io.Writer) (*resul
 	for g := range o.goroutines {
 		wg.Go(func() { work(db, g, deadline, &c, &hists[g]) })
 	}
-	stop := showProgress(progress, s.name, start, &c)
+	stop := func() {}
+	if isTerminal(progress) {
+		// \r-overwritten lines would pile up into one long line in a log.
+		stop = showProgress(progress, s.name, start, &c)
+	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	stop()
@@ -558,4 +562,14 @@ func wrap(s string, width int) string {
 		}
 	}
 	return b.String()
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
