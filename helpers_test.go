@@ -24,11 +24,14 @@ var (
 	noErrors      = dbtest.NoErrors
 	rmw           = dbtest.RMW
 	counterSchema = dbtest.CounterSchema
+	fdCount       = dbtest.FDCount
+	settles       = dbtest.Settles
 )
 
 type (
-	execer  = dbtest.Execer
-	queryer = dbtest.Queryer
+	execer     = dbtest.Execer
+	queryer    = dbtest.Queryer
+	syncBuffer = dbtest.SyncBuffer
 )
 
 // skipShort skips a test under -short: the test runs or kills other

@@ -1,7 +1,6 @@
 package sqlitesafe_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -342,28 +341,4 @@ func openLogged(t *testing.T, logs *syncBuffer, cfg *sqlitesafe.Config) *sql.DB 
 	db := sql.OpenDB(c)
 	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) Reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.Reset()
 }

@@ -79,30 +79,6 @@ func init() {
 
 var wrapperDrivers = []string{"test-open-only", "test-connector-no-close"}
 
-// fdCount is the number of descriptors the process has open, or -1 where
-// /proc/self/fd cannot tell.
-func fdCount() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return -1
-	}
-	return len(ents)
-}
-
-// settles waits up to 5 s for count to come down to at most want, and
-// returns the last count seen: goroutines and descriptors another part of
-// the runtime holds briefly must not fail the test.
-func settles(want int, count func() int) int {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n := count()
-		if n <= want || time.Now().After(deadline) {
-			return n
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // A handle behind a wrapper releases every descriptor and goroutine, and
 // leaves no -wal, when its *sql.DB is closed; each cycle opens it again and
 // sees every row the cycles before wrote.

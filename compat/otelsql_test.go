@@ -1,7 +1,6 @@
 package compat_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -152,7 +151,7 @@ func otelsqlReadModifyWrite(t *testing.T, way string) {
 // at otelsql's.
 func TestOtelsqlSlowHoldSite(t *testing.T) {
 	dbtest.Watchdog(t, time.Minute)
-	var buf syncBuffer
+	var buf dbtest.SyncBuffer
 	old := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
 	defer slog.SetDefault(old)
@@ -184,23 +183,4 @@ func TestOtelsqlSlowHoldSite(t *testing.T) {
 	if !strings.Contains(out, "site="+want) || strings.Contains(out, "otelsql@") {
 		t.Errorf("the slow-hold warning does not name %s (the BeginTx above) but:\n%s", want, out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's goroutine and the
-// test's.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -47,7 +47,7 @@ func TestSqlmwOpenWriteCloseCycles(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dbtest.Watchdog(t, 2*time.Minute)
 			path := filepath.Join(t.TempDir(), "app.db")
-			fds, gs := wrapFDs(), runtime.NumGoroutine()
+			fds, gs := dbtest.FDCount(), runtime.NumGoroutine()
 			execs := sqlmwExecs.Load()
 			const cycles, goroutines, each = 50, 4, 3
 			for i := range cycles {
@@ -80,11 +80,11 @@ func TestSqlmwOpenWriteCloseCycles(t *testing.T) {
 				t.Errorf("%d Execs went through sqlmw, want %d", got, want)
 			}
 			if fds >= 0 {
-				if n := wrapSettles(fds, wrapFDs); n > fds {
+				if n := dbtest.Settles(fds, dbtest.FDCount); n > fds {
 					t.Errorf("%d descriptors open after %d cycles, %d before", n, cycles, fds)
 				}
 			}
-			if n := wrapSettles(gs, runtime.NumGoroutine); n > gs {
+			if n := dbtest.Settles(gs, runtime.NumGoroutine); n > gs {
 				t.Errorf("%d goroutines after %d cycles, %d before", n, cycles, gs)
 			}
 		})

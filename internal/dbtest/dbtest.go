@@ -9,10 +9,12 @@
 package dbtest
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -181,4 +183,56 @@ func RMW(ctx context.Context, db *sql.DB, pause time.Duration) error {
 var CounterSchema = []string{
 	"CREATE TABLE counter(id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
 	"INSERT INTO counter(id, n) VALUES (1, 0)",
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent use: the writer of a
+// logger that goroutines of the driver write to while the test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Reset forgets what was written.
+func (s *SyncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}
+
+// FDCount is the number of descriptors the process has open, or -1 where
+// /proc/self/fd cannot tell.
+func FDCount() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
+// Settles waits up to 5 s for count to come down to at most want, and
+// returns the last count seen: goroutines and descriptors another part of
+// the runtime holds for a moment must not fail the test.
+func Settles(want int, count func() int) int {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := count()
+		if n <= want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
