@@ -45,7 +45,7 @@ func TestStartKillRestart(t *testing.T) {
 		if info.Role == client.Voter {
 			voters++
 		}
-		if c.byAddress(info.Address) == nil {
+		if c.ByAddress(info.Address) == nil {
 			t.Errorf("cluster member %s is not one of our nodes", info.Address)
 		}
 	}
@@ -77,7 +77,7 @@ func TestStartKillRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The restarted node has the cluster's data: it answers with the current leader.
-	l, err := nodeLeader(ctx, leader.DB)
+	l, err := c.AskLeader(ctx, leader)
 	if err != nil || l == "" {
 		t.Fatalf("restarted node knows no leader: %q, %v", l, err)
 	}
