@@ -38,6 +38,9 @@ const sqliteBusy = 5
 
 // runDemo is the demo command: it parses the flags and runs demo.
 func runDemo(args []string, stdout, stderr io.Writer) int {
+	if rest, on := dqliteFlag(args); on {
+		return runDemoDqlite(rest, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -52,6 +55,9 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "length of each run")
 	fs.StringVar(&o.sync, "sync", "NORMAL", "PRAGMA synchronous of the tuned and sqlite-safe runs: OFF, NORMAL, FULL or EXTRA")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory and print its path")
+	fs.Bool("dqlite", false, "run the demo on a 3-node dqlite cluster instead: plain go-dqlite and sqlite-safe's\n"+
+		"dqlite://, the leader killed halfway (needs the repository's dqlite/ module and dqlite-demo;\n"+
+		"the other flags go to that demo: sqlite-safe demo --dqlite -h lists them)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
