@@ -214,14 +214,14 @@ type outcome struct {
 	// lost: reported successful, absent. doubled: in the database more than once.
 	// failedButCommitted: reported failed, present.
 	lost, doubled, failedButCommitted []op
-	inFlight, inFlightCommitted     int // writes open at the kill, and those of them that committed
-	lostUpdates                     int64
-	errs                            []errCount
-	beforeKill                      time.Duration // from the start to the kill
-	okBeforeKill                    int           // successful writes that ended before the kill
-	txBeforeKill, rowsBeforeKill    int           // of them: transactions; inserts and increments
-	latencies                       []time.Duration
-	gap                             time.Duration // from the kill to the first successful write begun after it; 0: none
+	inFlight, inFlightCommitted       int // writes open at the kill, and those of them that committed
+	lostUpdates                       int64
+	errs                              []errCount
+	beforeKill                        time.Duration // from the start to the kill
+	okBeforeKill                      int           // successful writes that ended before the kill
+	txBeforeKill, rowsBeforeKill      int           // of them: transactions; inserts and increments
+	latencies                         []time.Duration
+	gap                               time.Duration // from the kill to the first successful write begun after it; 0: none
 }
 
 type errCount struct {
