@@ -70,6 +70,9 @@ type backuper interface {
 }
 
 func (c *connector) backup(ctx context.Context, dst string) (err error) {
+	if c.db != nil {
+		return fmt.Errorf("%w: Backup of %s: a dqlite cluster keeps a copy on every node; for a file, use go-dqlite's client.Dump or the dqlite shell's .dump", ErrNotAvailable, c.name)
+	}
 	if dst == "" {
 		return errors.New("sqlitesafe: backup: empty destination path")
 	}

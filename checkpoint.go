@@ -102,6 +102,9 @@ func CheckpointFile(ctx context.Context, name string, mode CheckpointMode) (Chec
 }
 
 func (c *connector) checkpoint(ctx context.Context, mode CheckpointMode) (CheckpointResult, error) {
+	if c.db != nil {
+		return CheckpointResult{}, fmt.Errorf("%w: Checkpoint of %s: the dqlite nodes checkpoint their databases themselves", ErrNotAvailable, c.name)
+	}
 	given := mode
 	mode = CheckpointMode(strings.ToUpper(string(mode)))
 	switch mode {

@@ -66,6 +66,9 @@ func (f stmtFlags) String() string {
 // text and cached, so it must not be modified after classify returns it.
 type stmtInfo struct {
 	flags stmtFlags
+	// facts are what a dqlite cluster needs to know besides the routing:
+	// what the statement answers, and the statements it must refuse.
+	facts stmtFacts
 	// begins holds, in text order, one edit for each statement-level BEGIN
 	// that does not already say IMMEDIATE or EXCLUSIVE. withBegin applies
 	// them; a query without such a BEGIN has none.
@@ -203,6 +206,7 @@ func analyze(query string) *stmtInfo {
 		var f stmtFlags
 		f, batchable = classifyStatement(query, stmt, &in.begins)
 		in.flags |= f
+		in.facts |= statementFacts(query, stmt)
 	}
 	if n > 1 {
 		in.flags |= flagMulti
@@ -869,4 +873,89 @@ func lowerASCII(dst []byte, s string) []byte {
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// stmtFacts are facts about a query text that the routing does not need and
+// a dqlite cluster does: go-dqlite fails an Exec of a statement that answers
+// rows, and a Query of one that answers none, and some statements abort a
+// dqlite 1.11 leader.
+type stmtFacts uint8
+
+const (
+	// factRows: a statement answers rows: SELECT, VALUES, EXPLAIN, or a
+	// write with a RETURNING clause.
+	factRows stmtFacts = 1 << iota
+	// factReturning: an INSERT, UPDATE, DELETE or REPLACE with RETURNING.
+	factReturning
+	// factPragma: a PRAGMA, which may or may not answer a row.
+	factPragma
+	// factAttach: ATTACH or DETACH.
+	factAttach
+	// factPageSize: a PRAGMA page_size assignment.
+	factPageSize
+	// factCheckpoint: PRAGMA wal_checkpoint.
+	factCheckpoint
+)
+
+// statementFacts returns the facts of one statement.
+func statementFacts(q string, stmt []token) stmtFacts {
+	p := parser{q: q, toks: stmt}
+	first := p.next()
+	var buf [16]byte
+	word := string(upperASCII(buf[:0], q[first.start:first.end]))
+	if word == "WITH" {
+		// The statement proper follows the common table expressions:
+		// the first of these words outside parentheses.
+		depth := 0
+		word = ""
+		for _, t := range stmt[1:] {
+			switch t.kind {
+			case tkLParen:
+				depth++
+			case tkRParen:
+				depth--
+			case tkWord:
+				if depth == 0 {
+					for _, w := range [...]string{"SELECT", "VALUES", "INSERT", "REPLACE", "UPDATE", "DELETE"} {
+						if isWord(q, t, w) {
+							word = w
+						}
+					}
+				}
+			}
+			if word != "" {
+				break
+			}
+		}
+	}
+	switch word {
+	case "SELECT", "VALUES", "EXPLAIN":
+		return factRows
+	case "INSERT", "REPLACE", "UPDATE", "DELETE":
+		for _, t := range stmt {
+			if isWord(q, t, "RETURNING") {
+				return factRows | factReturning
+			}
+		}
+		return 0
+	case "ATTACH", "DETACH":
+		return factAttach
+	case "PRAGMA":
+		n, ok := name(q, p.next())
+		if ok && p.acceptKind(tkDot) {
+			n, ok = name(q, p.next())
+		}
+		var lb [32]byte
+		switch f := factPragma; {
+		case !ok:
+			return f
+		case string(lowerASCII(lb[:0], n)) == "wal_checkpoint":
+			return f | factCheckpoint
+		case string(lowerASCII(lb[:0], n)) == "page_size" && (p.peek().kind == tkEq || p.peek().kind == tkLParen):
+			return f | factPageSize
+		default:
+			return f
+		}
+	}
+	return 0
 }

@@ -62,6 +62,8 @@ type call struct {
 	info  *stmtInfo
 	args  []driver.NamedValue
 	rows  bool // a Query: the caller wants rows, not a result
+
+	retried bool // a read that lost its connection to a cluster, run again once
 }
 
 // on runs the call on p: an Exec's result, or a Query's rows and the cached
@@ -131,6 +133,17 @@ func (c *conn) do(op call) (res driver.Result, rows driver.Rows, err error) {
 	if c.closed {
 		return nil, nil, driver.ErrBadConn
 	}
+	if c.c.db != nil {
+		if err := refuseOnCluster(op.query, op.info, len(op.args)); err != nil {
+			return nil, nil, err
+		}
+		if op.info.flags&flagJournalMode != 0 {
+			// WAL, which it is already: asked, not set (a dqlite 1.11
+			// leader is not to be trusted with journal_mode changes).
+			op.query = "PRAGMA journal_mode"
+			op.info = classify(op.query)
+		}
+	}
 	switch route(c.state(), op.info.flags) {
 	case toTx:
 		res, rows, err = c.onTx(op)
@@ -164,7 +177,11 @@ func (c *conn) onWriter(op call) (driver.Result, driver.Rows, error) {
 		c:     c.c,
 		batch: !op.rows && op.info.flags&flagBatchable != 0 && !c.c.cfg.DisableGroupCommit,
 	}
-	if err := c.c.file.queue.submit(req, c.c.cfg.busyTimeout(), c.c.holderHere(kind), c.c.runBatch); err != nil {
+	run := c.c.runBatch
+	if c.c.db != nil {
+		run = c.c.runRemoteBatch
+	}
+	if err := c.c.file.queue.submit(req, c.c.cfg.busyTimeout(), c.c.holderHere(kind), run); err != nil {
 		return nil, nil, err
 	}
 	return req.res, req.out, req.err
@@ -245,6 +262,13 @@ func (c *conn) onReader(op call) (driver.Result, driver.Rows, error) {
 		return nil, &connRows{inner: rows, cs: cs, reader: r, pool: &c.c.readers}, nil
 	}
 	c.c.readers.put(r)
+	if err != nil && isLost(err) && !op.retried {
+		// A read is safe to run again: on a connection to the leader
+		// of the moment, the idle ones being to the one lost.
+		c.c.readers.closeIdle()
+		op.retried = true
+		return c.onReader(op)
+	}
 	if err != nil && sqliteCode(err) == codeReadOnly {
 		// SQLITE_READONLY itself: the statement writes. Its extended
 		// codes (a -shm it cannot map, a moved file, ...) are not

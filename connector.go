@@ -9,11 +9,14 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sqlitesafe/sqlitesafe/internal/engine"
 )
 
 // NewConnector returns a connector for sql.OpenDB that opens the database
@@ -34,10 +37,18 @@ func newConnector(cfg *Config) (*connector, error) {
 	c := &connector{
 		cfg:      cfg,
 		name:     cfg.Path,
-		memory:   cfg.inMemory(),
+		memory:   cfg.inMemory() && len(cfg.Cluster) == 0,
 		readOnly: cfg.readOnly(),
 	}
-	if c.memory {
+	if len(cfg.Cluster) > 0 {
+		db, err := openEngine(cfg)
+		if err != nil {
+			return nil, err
+		}
+		c.db = db
+		c.name = "dqlite database " + strconv.Quote(cfg.Path)
+		c.key = "dqlite:" + strings.Join(slices.Sorted(slices.Values(cfg.Cluster)), ",") + "/" + cfg.Path
+	} else if c.memory {
 		// One in-memory database for the whole handle: a memdb database
 		// named for it, opened by its single connection. A named shared
 		// database (cache=shared, or memdb's "/name") is one per name.
@@ -82,13 +93,14 @@ var memSeq atomic.Uint64
 // shared writer connection and its pool of read-only connections.
 type connector struct {
 	drv      *Driver
-	cfg      *Config // validated, owned
-	name     string  // the database as the DSN names it, for messages
-	memory   bool    // an in-memory database: one connection does everything
-	readOnly bool    // mode=ro or immutable=1, or a file we may not write: no writer at all
-	uriRW    string  // the name modernc.org/sqlite opens for read-write connections
-	uriRO    string  // ... for readers
-	key      string  // the memdb name of an in-memory database, which is its registry key
+	cfg      *Config         // validated, owned
+	name     string          // the database as the DSN names it, for messages
+	memory   bool            // an in-memory database: one connection does everything
+	readOnly bool            // mode=ro or immutable=1, or a file we may not write: no writer at all
+	uriRW    string          // the name modernc.org/sqlite opens for read-write connections
+	uriRO    string          // ... for readers
+	key      string          // the registry key of an in-memory database (its memdb name) or of a cluster's
+	db       engine.Database // the engine's database, for a dqlite:// DSN; nil for SQLite's own
 
 	// readOnlyWhy says why a handle not opened read-only is read-only,
 	// for the errors of refused writes; set by init.
@@ -149,8 +161,10 @@ func (c *connector) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := c.checkFile(key); err != nil {
-		return err
+	if c.db == nil {
+		if err := c.checkFile(key); err != nil {
+			return err
+		}
 	}
 	f, err := acquireFile(key, c)
 	if err != nil {
@@ -189,7 +203,7 @@ func (c *connector) init(ctx context.Context) error {
 // writes nothing and waits for nothing: a handle opened while another holds
 // a write transaction opens and reads at once.
 func (c *connector) setupFile(ctx context.Context, w *phys) error {
-	if !c.memory && !c.fileSetupNeeded(ctx, w) {
+	if c.db != nil || !c.memory && !c.fileSetupNeeded(ctx, w) {
 		return nil
 	}
 	q := &c.file.queue
@@ -222,7 +236,7 @@ func (c *connector) fileSetupNeeded(ctx context.Context, w *phys) bool {
 // fileKey returns the registry key of the database: the same for every
 // spelling of the path (relative, absolute, through symlinks).
 func (c *connector) fileKey() (string, error) {
-	if c.memory {
+	if c.memory || c.db != nil {
 		return c.key, nil
 	}
 	if v := c.cfg.VFS; v != "" && !strings.HasPrefix(v, "unix") {
@@ -257,6 +271,9 @@ func (c *connector) Close() error {
 	f := c.file
 	c.mu.Unlock()
 	c.readers.close()
+	if c.db != nil {
+		defer c.db.Close()
+	}
 	if f == nil {
 		return nil
 	}
@@ -285,7 +302,7 @@ func (c *connector) Close() error {
 func (c *connector) closeWriter(f *fileState) error {
 	var err error
 	if c.writer != nil {
-		if f.lastHandle(c) && !c.writer.broken {
+		if f.lastHandle(c) && !c.writer.broken && c.db == nil {
 			c.closeCheckpoint(c.writer)
 		}
 		err = c.writer.close()
@@ -337,6 +354,9 @@ func (c *connector) openReader(ctx context.Context) (*phys, error) {
 
 // open opens a read-write or a read-only connection and sets it up.
 func (c *connector) open(ctx context.Context, readOnly, first bool) (*phys, error) {
+	if c.db != nil {
+		return c.openRemote(ctx, readOnly)
+	}
 	uri, what := c.uriRW, "open"
 	if readOnly {
 		uri, what = c.uriRO, "open read-only"
@@ -542,7 +562,7 @@ func acquireFile(key string, c *connector) (*fileState, error) {
 	}
 	f.handles[c] = true
 	f.queue.watch(c.cfg)
-	if !c.memory && !c.readOnly {
+	if !c.memory && !c.readOnly && c.db == nil {
 		f.ckpt.setOpener(c)
 		if c.cfg.checkpointing() == CheckpointingBackground && c.cfg.journalMode() == JournalWAL {
 			f.ckpt.start(c)
@@ -561,7 +581,7 @@ func releaseFile(f *fileState, c *connector) {
 		f.queue.stopWatching()
 	} else {
 		for h := range f.handles {
-			if !h.memory && !h.readOnly && !h.shut.Load() {
+			if !h.memory && !h.readOnly && h.db == nil && !h.shut.Load() {
 				f.ckpt.setOpener(h)
 				break
 			}

@@ -53,6 +53,7 @@
 //	_max_readers                   a whole number, 0 or more
 //	_process_queue                 on or off
 //	_network_fs                    refuse or allow
+//	_failover_timeout              a positive number of milliseconds or a duration such as 5s
 //	_slow_hold                     a positive number of milliseconds, a duration such as 500ms, or 0, off or a negative one to turn the warning off
 //	_slow_wait                     a positive number of milliseconds, a duration such as 500ms, or 0, off or a negative one to turn the warning off
 //	_journal_size_limit            a positive number of bytes, or -1 for no limit

@@ -61,6 +61,7 @@ type dsnKey struct {
 	values  string   // the values it takes: in its errors ("want ...") and the key table
 	def     string   // the default, for the key table
 	doc     string   // one line, for the key table
+	dqlite  bool     // the key means the same on a dqlite:// DSN; the others are refused there
 
 	// flag is the field of a boolean key, which takes values as its
 	// values say (valSQLiteBool, valGoBool or valOnOff); FormatDSN writes
@@ -143,7 +144,7 @@ var dsnKeys = []dsnKey{
 		format: func(c *Config) (string, bool) { v, ok := c.URIParams["cache"]; return v, ok }},
 
 	// The PRAGMA keys of modernc.org/sqlite and mattn/go-sqlite3.
-	{name: "_busy_timeout", aliases: []string{"_timeout"}, sets: "the busy timeout", pragma: "busy_timeout", folded: true,
+	{name: "_busy_timeout", dqlite: true, aliases: []string{"_timeout"}, sets: "the busy timeout", pragma: "busy_timeout", folded: true,
 		field: "BusyTimeout", values: valDuration, def: "5s",
 		doc: "How long a write waits for the write lock: in the writer queue inside the process, in SQLite's busy handler across processes.",
 		parse: func(c *Config, v string) error {
@@ -155,7 +156,7 @@ var dsnKeys = []dsnKey{
 			return nil
 		},
 		format: func(c *Config) (string, bool) { return formatMillis(c.BusyTimeout), c.BusyTimeout != 0 }},
-	{name: "_journal_mode", aliases: []string{"_journal"}, sets: "the journal mode", pragma: "journal_mode", folded: true,
+	{name: "_journal_mode", dqlite: true, aliases: []string{"_journal"}, sets: "the journal mode", pragma: "journal_mode", folded: true,
 		field: "JournalMode", values: "DELETE, TRUNCATE, PERSIST, MEMORY, WAL or OFF", def: "WAL",
 		doc: "PRAGMA journal_mode, read back: opening a file fails with `ErrWALUnavailable` if WAL does not take. " +
 			"An in-memory database keeps its journal in memory whatever is asked (as SQLite does), unless `OFF`.",
@@ -174,7 +175,7 @@ var dsnKeys = []dsnKey{
 		parse: enum(func(c *Config) *Synchronous { return &c.Synchronous }, strings.ToUpper, true,
 			SynchronousOff, SynchronousNormal, SynchronousFull, SynchronousExtra),
 		format: func(c *Config) (string, bool) { return string(c.Synchronous), c.Synchronous != "" }},
-	{name: "_foreign_keys", aliases: []string{"_fk"}, sets: "foreign keys", pragma: "foreign_keys", folded: true,
+	{name: "_foreign_keys", dqlite: true, aliases: []string{"_fk"}, sets: "foreign keys", pragma: "foreign_keys", folded: true,
 		field: "ForeignKeys", values: valSQLiteBool, def: "SQLite's (off)",
 		doc: "PRAGMA foreign_keys on every connection, read back.",
 		parse: func(c *Config, v string) error {
@@ -189,7 +190,7 @@ var dsnKeys = []dsnKey{
 			return nil
 		},
 		format: func(c *Config) (string, bool) { return string(c.ForeignKeys), c.ForeignKeys != "" }},
-	{name: "_txlock", field: "TxLock", values: "deferred, immediate or exclusive", def: "immediate",
+	{name: "_txlock", dqlite: true, field: "TxLock", values: "deferred, immediate or exclusive", def: "immediate",
 		doc: "How write transactions begin, also a `BEGIN` typed as SQL. The writer queue is taken at BEGIN whatever the mode.",
 		parse: enum(func(c *Config) *TxLock { return &c.TxLock }, strings.ToLower, false,
 			TxLockDeferred, TxLockImmediate, TxLockExclusive),
@@ -200,11 +201,11 @@ var dsnKeys = []dsnKey{
 		parse: enum(func(c *Config) *AutoVacuum { return &c.AutoVacuum }, strings.ToUpper, true,
 			AutoVacuumNone, AutoVacuumFull, AutoVacuumIncremental),
 		format: func(c *Config) (string, bool) { return string(c.AutoVacuum), c.AutoVacuum != "" }},
-	{name: "_query_only", sets: "query-only", pragma: "query_only", folded: true,
+	{name: "_query_only", dqlite: true, sets: "query-only", pragma: "query_only", folded: true,
 		field: "QueryOnly", values: valSQLiteBool, def: "off",
 		doc:  "PRAGMA query_only on every connection.",
 		flag: func(c *Config) *bool { return &c.QueryOnly }},
-	{name: "_pragma", field: "Pragmas", values: "name(value), name=value or name, holding one PRAGMA without ';'",
+	{name: "_pragma", dqlite: true, field: "Pragmas", values: "name(value), name=value or name, holding one PRAGMA without ';'",
 		doc: "Runs `PRAGMA name = value` on every connection, in DSN order; repeatable. A PRAGMA that changes the file (`user_version`, `page_size`, ...) " +
 			"runs once, on the writer; connection settings (`cache_size`, `temp_store`, ...) run on readers too. " +
 			"`busy_timeout`, `journal_mode`, `synchronous`, `foreign_keys`, `auto_vacuum`, `query_only` and `journal_size_limit` are folded into their keys; " +
@@ -251,14 +252,14 @@ var dsnKeys = []dsnKey{
 		flag: func(c *Config) *bool { return &c.ErrorRC }},
 
 	// This driver's keys.
-	{name: "_writer_queue", field: "DisableWriterQueue", values: valOnOff, def: "on",
+	{name: "_writer_queue", dqlite: true, field: "DisableWriterQueue", values: valOnOff, def: "on",
 		doc: "`off`: no in-process queue; each connection writes on its own, as tuned modernc.org/sqlite does " +
 			"(BEGIN IMMEDIATE and the busy handler). For comparison, or for a program that never writes from two goroutines.",
 		flag: func(c *Config) *bool { return &c.DisableWriterQueue }, on: "off"},
-	{name: "_group_commit", field: "DisableGroupCommit", values: valOnOff, def: "on",
+	{name: "_group_commit", dqlite: true, field: "DisableGroupCommit", values: valOnOff, def: "on",
 		doc:  "`on`: autocommit writes queued behind each other commit in one transaction, each with its own result and error. `off`: one transaction per write.",
 		flag: func(c *Config) *bool { return &c.DisableGroupCommit }, on: "off"},
-	{name: "_max_readers", field: "MaxReaders", values: "a whole number, 0 or more", def: "0 (no cap beyond database/sql's pool)",
+	{name: "_max_readers", dqlite: true, field: "MaxReaders", values: "a whole number, 0 or more", def: "0 (no cap beyond database/sql's pool)",
 		doc:    "Read-only connections open at most; a read waits (bounded by the busy timeout, `ErrReaderTimeout`) for a free one.",
 		parse:  integer(func(c *Config) *int { return &c.MaxReaders }, func(n int) bool { return n >= 0 }),
 		format: formatInt(func(c *Config) int { return c.MaxReaders })},
@@ -281,11 +282,23 @@ var dsnKeys = []dsnKey{
 			return nil
 		},
 		format: func(c *Config) (string, bool) { return "allow", c.AllowNetworkFS }},
-	{name: "_slow_hold", field: "SlowHold", values: valSlow, def: "1s",
+	{name: "_failover_timeout", dqlite: true, field: "FailoverTimeout", values: valDuration, def: "20s",
+		doc: "dqlite:// only: how long a request waits for a leader when none answers (a failover took 4.5-10.5 s here), " +
+			"and the longest an interrupted COMMIT takes to be resolved; past it the error is `ErrOutcomeUnknown` or the wait's.",
+		parse: func(c *Config, v string) error {
+			d, ok := parseMillis(v)
+			if !ok || d <= 0 {
+				return errBadValue
+			}
+			c.FailoverTimeout = d
+			return nil
+		},
+		format: func(c *Config) (string, bool) { return formatMillis(c.FailoverTimeout), c.FailoverTimeout != 0 }},
+	{name: "_slow_hold", dqlite: true, field: "SlowHold", values: valSlow, def: "1s",
 		doc:    "A writer holding the lock this long is reported once through `log/slog`, with where it took the lock.",
 		parse:  slow(func(c *Config) *time.Duration { return &c.SlowHold }),
 		format: formatSlow(func(c *Config) time.Duration { return c.SlowHold })},
-	{name: "_slow_wait", field: "SlowWait", values: valSlow, def: "1s",
+	{name: "_slow_wait", dqlite: true, field: "SlowWait", values: valSlow, def: "1s",
 		doc:    "A writer waiting this long is reported once, naming the holder and its file:line.",
 		parse:  slow(func(c *Config) *time.Duration { return &c.SlowWait }),
 		format: formatSlow(func(c *Config) time.Duration { return c.SlowWait })},
@@ -303,7 +316,7 @@ var dsnKeys = []dsnKey{
 		format: func(c *Config) (string, bool) { return string(c.Checkpointing), c.Checkpointing != "" }},
 
 	// The other keys of mattn/go-sqlite3.
-	{name: "_cache_size", pragma: "cache_size", field: "CacheSize",
+	{name: "_cache_size", dqlite: true, pragma: "cache_size", field: "CacheSize",
 		values: "a whole number, not 0: pages if positive, KiB if negative", def: "SQLite's (-2000)",
 		doc:    "PRAGMA cache_size on every connection, read back.",
 		parse:  integer(func(c *Config) *int64 { return &c.CacheSize }, func(n int64) bool { return n != 0 }),
@@ -315,17 +328,17 @@ var dsnKeys = []dsnKey{
 			n := strconv.FormatInt(c.CacheSize, 10)
 			return n, n
 		}},
-	{name: "_case_sensitive_like", aliases: []string{"_cslike"}, sets: "case-sensitive LIKE", pragma: "case_sensitive_like",
+	{name: "_case_sensitive_like", dqlite: true, aliases: []string{"_cslike"}, sets: "case-sensitive LIKE", pragma: "case_sensitive_like",
 		field: "CaseSensitiveLike", values: valSQLiteBool, def: "off",
 		doc:   "PRAGMA case_sensitive_like on every connection (it cannot be read back).",
 		flag:  func(c *Config) *bool { return &c.CaseSensitiveLike },
 		apply: applyTrue(func(c *Config) bool { return c.CaseSensitiveLike }, "")},
-	{name: "_ignore_check_constraints", pragma: "ignore_check_constraints",
+	{name: "_ignore_check_constraints", dqlite: true, pragma: "ignore_check_constraints",
 		field: "IgnoreCheckConstraints", values: valSQLiteBool, def: "off",
 		doc:   "PRAGMA ignore_check_constraints on every connection, read back.",
 		flag:  func(c *Config) *bool { return &c.IgnoreCheckConstraints },
 		apply: applyTrue(func(c *Config) bool { return c.IgnoreCheckConstraints }, "1")},
-	{name: "_recursive_triggers", aliases: []string{"_rt"}, sets: "recursive triggers", pragma: "recursive_triggers",
+	{name: "_recursive_triggers", dqlite: true, aliases: []string{"_rt"}, sets: "recursive triggers", pragma: "recursive_triggers",
 		field: "RecursiveTriggers", values: valSQLiteBool, def: "off",
 		doc:   "PRAGMA recursive_triggers on every connection, read back.",
 		flag:  func(c *Config) *bool { return &c.RecursiveTriggers },
@@ -413,7 +426,7 @@ var dsnKeys = []dsnKey{
 				"modernc.org/sqlite's _timezone reads such text as a time in the zone, a different instant; " +
 				"leave _loc out (times read keep their instant, in UTC) and convert with t.In, or use _timezone knowing the difference"}
 		}},
-	{name: "_defer_foreign_keys", aliases: []string{"_defer_fk"}, sets: "deferred foreign keys", pragma: "defer_foreign_keys",
+	{name: "_defer_foreign_keys", dqlite: true, aliases: []string{"_defer_fk"}, sets: "deferred foreign keys", pragma: "defer_foreign_keys",
 		values: valSQLiteBool, def: "off",
 		doc: "Accepted when off (SQLite's default). On is refused: SQLite turns defer_foreign_keys off at the end of every transaction, " +
 			"so a DSN could only defer the first one.",
@@ -682,11 +695,20 @@ func badValue(key, label, value, want string) *DSNError {
 // alias, and a key together with a _pragma that sets the same are errors.
 // Every error is a *DSNError.
 func ParseDSN(dsn string) (*Config, error) {
-	path, query, err := splitDSN(dsn)
+	var (
+		path, query string
+		cluster     []string
+		err         error
+	)
+	if rest, ok := strings.CutPrefix(dsn, dqliteScheme); ok {
+		cluster, path, query, err = splitClusterDSN(rest)
+	} else {
+		path, query, err = splitDSN(dsn)
+	}
 	if err != nil {
 		return nil, err
 	}
-	p := dsnParser{c: &Config{Path: path}, seen: make(map[string]string)}
+	p := dsnParser{c: &Config{Path: path, Cluster: cluster}, seen: make(map[string]string)}
 	for frag := range strings.SplitSeq(query, "&") {
 		if frag == "" {
 			continue
@@ -1010,7 +1032,9 @@ func editDistance(a, b string) int {
 // number of them, else as Go durations.
 func (c *Config) FormatDSN() string {
 	var b strings.Builder
-	if strings.ContainsAny(c.Path, "?#") || strings.HasPrefix(c.Path, "file:") {
+	if len(c.Cluster) > 0 {
+		b.WriteString(formatClusterDSN(c.Cluster, c.Path))
+	} else if strings.ContainsAny(c.Path, "?#") || strings.HasPrefix(c.Path, "file:") {
 		b.WriteString(sqliteuri.FromPath(c.Path))
 	} else {
 		b.WriteString(c.Path)
@@ -1136,6 +1160,9 @@ func (c *Config) sqliteURI(readOnly bool) string {
 func (c *Config) validate() error {
 	if strings.IndexByte(c.Path, 0) >= 0 {
 		return &DSNError{Reason: "the database path holds a NUL byte"}
+	}
+	if err := c.validateCluster(); err != nil {
+		return err
 	}
 	for i := range dsnKeys {
 		k := &dsnKeys[i]

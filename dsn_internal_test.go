@@ -254,12 +254,16 @@ const (
 // keyTable is the README's key table, from dsnKeys.
 func keyTable() string {
 	var b strings.Builder
-	b.WriteString("| key | values | default | meaning |\n|---|---|---|---|\n")
+	b.WriteString("| key | values | default | dqlite:// | meaning |\n|---|---|---|---|---|\n")
 	for _, k := range dsnKeys {
 		names := "`" + strings.Join(append([]string{k.name}, k.aliases...), "`, `") + "`"
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", names, k.values, k.def, k.doc)
+		cluster := "refused"
+		if k.dqlite {
+			cluster = "yes"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", names, k.values, k.def, cluster, k.doc)
 	}
-	b.WriteString("| `nolock`, `psow`, `modeof`, other keys without `_` | | | SQLite's URI parameters, passed on as they are. |\n")
+	b.WriteString("| `nolock`, `psow`, `modeof`, other keys without `_` | | | refused | SQLite's URI parameters, passed on as they are. |\n")
 	b.WriteString("\nAn empty path (`\"\"`, or `?_fk=1`) opens a private temporary database for the handle, gone when it closes: " +
 		"SQLite's `\"\"` gives each connection a database of its own, which a pool of connections cannot share, " +
 		"so it is served as `:memory:` is, by one connection.\n")

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sqlitesafe/sqlitesafe/internal/engine"
 )
 
 // Sentinel errors, for errors.Is. The errors a program may want to tell
@@ -66,10 +68,25 @@ var (
 
 	// ErrOutcomeUnknown is wrapped by the error of a COMMIT that failed
 	// with an I/O error: SQLite may have written the commit record before
-	// the error, so the transaction may or may not be committed. Read the
+	// the error, so the transaction may or may not be committed. On a
+	// dqlite cluster, it is a COMMIT whose connection was lost and which no
+	// leader could be asked about within the failover timeout. Read the
 	// data back to know. Every other error of a write means that nothing
 	// of it was written.
-	ErrOutcomeUnknown = errors.New("sqlitesafe: outcome unknown")
+	ErrOutcomeUnknown = engine.ErrOutcomeUnknown
+
+	// ErrNotCommitted is wrapped by the error of a write on a dqlite
+	// cluster whose connection to the leader was lost (a failover) and
+	// which the driver found not committed. An autocommit write is then
+	// run again by the driver, and this error is seen only when the
+	// failover timeout ran out first, or for a transaction of the
+	// program's own: running it again applies it once.
+	ErrNotCommitted = engine.ErrNotCommitted
+
+	// ErrNotAvailable is wrapped by the error of an operation the
+	// database's engine does not offer: Checkpoint and Backup on a dqlite
+	// cluster.
+	ErrNotAvailable = errors.New("sqlitesafe: not available")
 )
 
 // LockTimeoutError reports a wait for the writer lock that ran out, because

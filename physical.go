@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sqlitesafe/sqlitesafe/internal/engine"
 	"modernc.org/sqlite"
 )
 
@@ -17,7 +18,8 @@ import (
 // time: the writer by the holder of the writer queue, a reader by the
 // borrower, a session connection by its logical connection.
 type phys struct {
-	conn     driver.Conn // modernc.org/sqlite's connection
+	conn     driver.Conn // modernc.org/sqlite's connection, or an engine's
+	remote   engine.Conn // the engine's connection (a dqlite cluster's), nil for modernc.org/sqlite's
 	execer   driver.ExecerContext
 	queryer  driver.QueryerContext
 	beginner driver.ConnBeginTx
@@ -72,6 +74,26 @@ func openPhys(name string) (*phys, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newPhys(conn)
+}
+
+// openRemote opens a connection of the engine's database db.
+func openRemote(ctx context.Context, db engine.Database, role engine.Role) (*phys, error) {
+	conn, err := db.Open(ctx, role)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPhys(conn)
+	if err != nil {
+		return nil, err
+	}
+	p.remote = conn
+	return p, nil
+}
+
+// newPhys wraps an open connection, which it closes if it lacks a method
+// the driver needs.
+func newPhys(conn driver.Conn) (*phys, error) {
 	p := &phys{conn: conn}
 	var ok1, ok2, ok3, ok4 bool
 	p.execer, ok1 = conn.(driver.ExecerContext)
@@ -80,7 +102,7 @@ func openPhys(name string) (*phys, error) {
 	p.preparer, ok4 = conn.(driver.ConnPrepareContext)
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		conn.Close()
-		return nil, errors.New("sqlitesafe: modernc.org/sqlite connection lacks a context method")
+		return nil, fmt.Errorf("sqlitesafe: %T connection lacks a context method", conn)
 	}
 	return p, nil
 }
@@ -140,6 +162,9 @@ func (p *phys) exec(ctx context.Context, query string, info *stmtInfo, args []dr
 }
 
 func (p *phys) execNoted(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Result, error) {
+	if p.remote != nil {
+		return p.execRemote(ctx, query, info, args)
+	}
 	if cacheable(info) {
 		cs, err := p.stmt(ctx, query)
 		if err != nil {
@@ -152,10 +177,14 @@ func (p *phys) execNoted(ctx context.Context, query string, info *stmtInfo, args
 	return p.execer.ExecContext(ctx, query, args)
 }
 
-// note counts err in the file's Stats if it is a lock error.
+// note counts err in the file's Stats if it is a lock error, and marks the
+// connection broken if err lost it.
 func (p *phys) note(err error) {
 	if p.stats != nil {
 		p.stats.recordError(err)
+	}
+	if isLost(err) {
+		p.broken = true
 	}
 }
 
@@ -163,6 +192,13 @@ func (p *phys) note(err error) {
 // that statement is returned too, marked in use: the caller marks it free
 // once the rows are closed.
 func (p *phys) query(ctx context.Context, query string, info *stmtInfo, args []driver.NamedValue) (driver.Rows, *cachedStmt, error) {
+	if p.remote != nil {
+		rows, err := p.queryRemote(ctx, query, info, args)
+		if err != nil {
+			p.note(err)
+		}
+		return rows, nil, err
+	}
 	if cacheable(info) {
 		cs, err := p.stmt(ctx, query)
 		if err != nil {
@@ -199,6 +235,13 @@ func (p *phys) run(ctx context.Context, query string) error {
 // marks the connection broken: the caller treats the state as unknown, and
 // the connection is closed rather than trusted (closing rolls back).
 func (p *phys) inTx() (bool, error) {
+	if p.remote != nil {
+		in, err := p.remote.InTx(context.Background())
+		if err != nil {
+			p.broken = true
+		}
+		return in, err
+	}
 	if auto, ok := p.autocommit(); ok {
 		return !auto, nil
 	}
@@ -292,7 +335,31 @@ func sqliteCode(err error) int {
 	if errors.As(err, &se) {
 		return se.Code()
 	}
+	var ce engine.Coder
+	if errors.As(err, &ce) {
+		return ce.Code()
+	}
 	return 0
+}
+
+// isLost reports whether err lost the connection to a node: the request
+// may have been applied.
+func isLost(err error) bool {
+	var le *engine.LostError
+	return errors.As(err, &le)
+}
+
+// commit commits the open transaction, as COMMIT, or as the engine commits
+// (which resolves a COMMIT the connection lost).
+func (p *phys) commit() error {
+	if p.remote != nil {
+		err := p.remote.Commit(context.Background())
+		if err != nil {
+			p.note(err)
+		}
+		return err
+	}
+	return p.run(context.Background(), "COMMIT")
 }
 
 // SQLite's primary result codes the driver looks at.

@@ -424,9 +424,10 @@ func (c *connector) runBatch(batch []*writeRequest) {
 			err = fmt.Errorf("sqlitesafe: group commit on %s abandoned, nothing of it written: %w", c.name, err)
 			for _, o := range batch {
 				if o != r {
-					o.res, o.err = nil, err
+					o.res, o.err = nil, notCommitted(err)
 				}
 			}
+			r.err = notCommitted(r.err)
 			return
 		case in:
 			continue // the statement failed alone; the others stand
@@ -440,9 +441,11 @@ func (c *connector) runBatch(batch []*writeRequest) {
 		runAlone(c, w, batch[i+1:])
 		return
 	}
-	if err := w.run(bg, "COMMIT"); err != nil {
-		if err := commitError(err); errors.Is(err, ErrOutcomeUnknown) {
-			// Running them again could write them twice.
+	if err := w.commit(); err != nil {
+		if err := commitError(err); errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrNotCommitted) {
+			// Running them again here could write them twice; the
+			// ones a cluster says are not committed are run again by
+			// runRemoteBatch, on a writer connected to the new leader.
 			for _, r := range batch {
 				if r.err == nil {
 					r.res, r.err = nil, err

@@ -50,7 +50,7 @@ var moderncLayout = sync.OnceValue(func() bool {
 // handle returns p's sqlite3* and TLS, or nil if the layout is not known or
 // the connection is closed. p must not be in use by another goroutine.
 func (p *phys) handle() *moderncConn {
-	if !moderncLayout() {
+	if p.remote != nil || !moderncLayout() {
 		return nil
 	}
 	h := (*moderncConn)(reflect.ValueOf(p.conn).UnsafePointer())

@@ -119,6 +119,34 @@ type Stats struct {
 	ReadHoldBackMax time.Duration
 	HeldReads       int64
 	HeldReadMax     time.Duration
+
+	// Cluster is what happened on a dqlite cluster, for a dqlite://
+	// database; nil for a local one.
+	Cluster *ClusterStats
+}
+
+// ClusterStats are the counters of a database on a dqlite cluster.
+type ClusterStats struct {
+	// Leader is the address of the node that served the last connection.
+	Leader string
+	// LeaderChanges counts the connections made to another leader than
+	// the one before: failovers seen.
+	LeaderChanges int64
+	// ConnectionsLost counts the requests that failed with their
+	// connection to the leader.
+	ConnectionsLost int64
+	// CommitsResolved counts the COMMITs a lost connection interrupted
+	// and that the new leader showed committed; NotCommitted those (and
+	// the write transactions a lost connection broke before COMMIT) it
+	// showed not committed; OutcomeUnknown those no leader answered for
+	// within the failover timeout.
+	CommitsResolved, NotCommitted, OutcomeUnknown int64
+	// WritesRerun counts the autocommit writes the driver ran again after
+	// finding them not committed.
+	WritesRerun int64
+	// BeginRetries counts the BEGIN IMMEDIATE retried because another
+	// client of the cluster held the write lock.
+	BeginRetries int64
 }
 
 // Bucket is one bucket of a latency histogram: Count durations that were at
@@ -188,6 +216,7 @@ type fileStats struct {
 	slowHolds     atomic.Int64
 	slowWaits     atomic.Int64
 	reruns        atomic.Int64
+	remoteReruns  atomic.Int64 // autocommit writes run again after a cluster found them not committed
 	busyMu        sync.Mutex
 	busy          map[int]int64 // by extended result code
 	checkpointMu  sync.Mutex
@@ -375,7 +404,29 @@ func (c *connector) stats() Stats {
 	}
 	st.File = c.name
 	st.ReadersOpen, st.ReadersIdle = c.readers.counts()
+	if c.db != nil {
+		st.Cluster = c.clusterStats(f)
+	}
 	return st
+}
+
+// clusterStats are the engine's counters of the handle, with the writes
+// run again on the file.
+func (c *connector) clusterStats(f *fileState) *ClusterStats {
+	es := c.db.Stats()
+	cs := &ClusterStats{
+		Leader:          es.Leader,
+		LeaderChanges:   es.LeaderChanges,
+		ConnectionsLost: es.ConnectionsLost,
+		CommitsResolved: es.Resolved,
+		NotCommitted:    es.NotCommitted,
+		OutcomeUnknown:  es.OutcomeUnknown,
+		BeginRetries:    es.BeginRetries,
+	}
+	if f != nil {
+		cs.WritesRerun = f.queue.stats.remoteReruns.Load()
+	}
+	return cs
 }
 
 // stats returns the file's metrics, with the readers of handles.

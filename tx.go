@@ -38,7 +38,24 @@ func (c *conn) onTx(op call) (driver.Result, driver.Rows, error) {
 		// context's error, a COMMIT that completed would be a lie.
 		op.ctx = context.WithoutCancel(op.ctx)
 	}
-	res, rows, cs, err := op.on(t.ph)
+	var (
+		res  driver.Result
+		rows driver.Rows
+		cs   *cachedStmt
+		err  error
+	)
+	if t.ph.remote != nil && op.info.flags&flagTxEnd != 0 && op.info.flags&flagMulti == 0 && isCommitText(op.query) {
+		// The engine's COMMIT, which resolves one a failover interrupts.
+		if err = t.ph.commit(); err == nil && op.rows {
+			rows = emptyRows{}
+		}
+	} else {
+		res, rows, cs, err = op.on(t.ph)
+	}
+	if t.ph.remote != nil {
+		// A transaction whose connection was lost is rolled back.
+		err = notCommitted(err)
+	}
 	if err != nil && op.info.flags&flagTxEnd != 0 {
 		err = commitError(err)
 	}
@@ -220,9 +237,14 @@ func (t *tx) Commit() error {
 	if st == nil || st.dtx == nil {
 		return errors.New("sqlitesafe: commit: the transaction has already ended")
 	}
-	err := st.ph.run(context.Background(), "COMMIT")
+	var err error
+	if st.reader || st.readOnly {
+		err = st.ph.run(context.Background(), "COMMIT") // nothing to resolve
+	} else {
+		err = st.ph.commit()
+	}
 	if err != nil {
-		err = t.c.c.busyError(commitError(err))
+		err = t.c.c.busyError(commitError(notCommitted(err)))
 	}
 	t.c.endTx(err != nil)
 	return t.c.c.readOnlyError(err)

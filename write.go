@@ -39,6 +39,9 @@ import (
 // caller holds under the writer queue. A Query's rows are read in full.
 func runWrite(p *phys, op call) (driver.Result, driver.Rows, error) {
 	f := op.info.flags
+	if p.remote != nil {
+		return runRemoteWrite(p, op)
+	}
 	switch {
 	case op.ctx.Done() == nil || f&flagWrite == 0:
 		return runBuffered(p, op)
@@ -98,7 +101,7 @@ func runInOwnTx(p *phys, op call) (driver.Result, driver.Rows, error) {
 		p.ensureNoTx()
 		return nil, nil, err
 	}
-	if err := p.run(bg, "COMMIT"); err != nil {
+	if err := p.commit(); err != nil {
 		err = commitError(err)
 		p.ensureNoTx()
 		return nil, nil, err
