@@ -6,7 +6,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -96,6 +98,13 @@ var workloads = []workload{
 		},
 		committed: "SELECT COALESCE(SUM(balance), 0) FROM accounts",
 	},
+}
+
+// TestMain drops what the drivers log through log/slog (sqlite-safe's warnings of writers that
+// waited long for the lock, many under 32 goroutines), so that they do not bury the results.
+func TestMain(m *testing.M) {
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	os.Exit(m.Run())
 }
 
 // dbSeq numbers the databases: each run of a sub-benchmark writes a fresh one, so that its final

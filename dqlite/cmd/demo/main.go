@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -107,7 +108,10 @@ func command(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
-	ok, err := demo(ctx, o, stdout, stderr)
+	logged := newWarnings()
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(logged))
+	ok, err := demo(ctx, o, logged, stdout, stderr)
 	switch {
 	case ctx.Err() != nil:
 		fmt.Fprintln(stderr, "dqlite demo: interrupted; every node stopped")
@@ -142,7 +146,7 @@ func parseRuns(s string) ([]setup, string) {
 
 // demo starts the cluster, makes the runs and writes the report. ok is false when sqlite-safe's
 // run was not clean (see reading); the nodes are stopped when it returns, whatever happened.
-func demo(ctx context.Context, o options, stdout, stderr io.Writer) (ok bool, err error) {
+func demo(ctx context.Context, o options, logged *warnings, stdout, stderr io.Writer) (ok bool, err error) {
 	dir, err := os.MkdirTemp("", "sqlite-safe-dqlite-demo-")
 	if err != nil {
 		return false, err
@@ -195,6 +199,7 @@ func demo(ctx context.Context, o options, stdout, stderr io.Writer) (ok bool, er
 			}
 			return false, fmt.Errorf("%s: %w\n%s", s.name, err, c.LogTails(5))
 		}
+		res.logged = logged.take()
 		results = append(results, res)
 		if i < len(o.runs)-1 {
 			fmt.Fprintf(stderr, "restarting %s and waiting for 3 voters\n", res.killedNode.Name())
@@ -226,6 +231,7 @@ type result struct {
 	killedNode *launch.Node
 	resumed    bool
 	timeout    time.Duration
+	logged     []errCount // what the driver logged through log/slog during the run
 }
 
 // runOne makes one run: a fresh database, the workload, the kill, the wait for the writes to
@@ -426,12 +432,29 @@ func writeReading(w io.Writer, rs []*result) bool {
 				len(o.lost), len(o.doubled), len(o.failedButCommitted), o.lostUpdates)
 		}
 		fmt.Fprintln(w, ".")
+		if len(o.errs) > 0 {
+			fmt.Fprintln(w, "  the errors, by message (numbers aside), each with its first in full:")
+		}
 		for i, e := range o.errs {
 			if i == 3 {
 				fmt.Fprintf(w, "  ... and %d other messages\n", len(o.errs)-3)
 				break
 			}
 			fmt.Fprintf(w, "  %7d x %s\n", e.n, e.msg)
+		}
+		if len(r.logged) > 0 {
+			total := 0
+			for _, e := range r.logged {
+				total += e.n
+			}
+			fmt.Fprintf(w, "  %s logged %d messages through log/slog, by message (numbers aside):\n", r.setup.name, total)
+			for i, e := range r.logged {
+				if i == 3 {
+					fmt.Fprintf(w, "  ... and %d other kinds\n", len(r.logged)-3)
+					break
+				}
+				fmt.Fprintf(w, "  %7d x %s\n", e.n, e.msg)
+			}
 		}
 		for _, list := range []struct {
 			what string

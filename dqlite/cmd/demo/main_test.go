@@ -250,7 +250,7 @@ func TestCheck(t *testing.T) {
 		}
 	}
 	r.ops = []op{
-		{id: 1, kind: opInsert, start: at(0), sent: at(0), end: at(10)},                // ok
+		{id: 1, kind: opInsert, start: at(0), sent: at(0), end: at(10)},                 // ok
 		{id: 2, kind: opInsert, start: at(90), sent: at(90), end: at(200), err: failed}, // failed but committed, in flight
 		{id: 3, kind: opTx, start: at(20), sent: at(20), end: at(30)},                   // ok
 		{id: 4, kind: opIncr, start: at(95), sent: at(95), end: at(300)},                // applied twice, in flight

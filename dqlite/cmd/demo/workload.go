@@ -300,7 +300,8 @@ func (r *run) check(ctx context.Context, verify *sql.DB) (*outcome, error) {
 	if ns := r.resumedAt.Load(); ns != 0 {
 		out.gap = time.Unix(0, ns).Sub(r.killSent)
 	}
-	errs := map[string]int{}
+	errs := map[string]int{}        // by message with its numbers taken out
+	firstErr := map[string]string{} // the first message in full
 	for _, o := range r.ops {
 		n := applied[o.id]
 		if o.kind == opInsert {
@@ -321,7 +322,11 @@ func (r *run) check(ctx context.Context, verify *sql.DB) (*outcome, error) {
 			if isLocked(o.err) {
 				out.locked++
 			}
-			errs[shorten(o.err.Error())]++
+			key := digits.ReplaceAllString(o.err.Error(), "N")
+			if errs[key] == 0 {
+				firstErr[key] = shorten(o.err.Error())
+			}
+			errs[key]++
 			if n > 0 {
 				out.failedButCommitted = append(out.failedButCommitted, o)
 			}
@@ -342,8 +347,8 @@ func (r *run) check(ctx context.Context, verify *sql.DB) (*outcome, error) {
 			out.latencies = append(out.latencies, o.end.Sub(o.start))
 		}
 	}
-	for msg, n := range errs {
-		out.errs = append(out.errs, errCount{msg, n})
+	for key, n := range errs {
+		out.errs = append(out.errs, errCount{firstErr[key], n})
 	}
 	sort.Slice(out.errs, func(i, j int) bool {
 		if out.errs[i].n != out.errs[j].n {
@@ -369,12 +374,11 @@ func (o *outcome) clean() bool {
 	return len(o.lost) == 0 && len(o.doubled) == 0 && len(o.failedButCommitted) == 0 && o.lostUpdates == 0
 }
 
-// shorten is an error message cut to one line of at most 90 characters, with the write's own
-// numbers left in (they differ from write to write only in the insert's key).
+// shorten is an error message on one line, cut to at most 300 bytes.
 func shorten(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 90 {
-		s = s[:87] + "..."
+	if len(s) > 300 {
+		s = s[:297] + "..."
 	}
 	return s
 }
