@@ -384,3 +384,13 @@ func (c *connector) runRemoteBatch(batch []*writeRequest) {
 		batch = again
 	}
 }
+
+// queueTimeout bounds a wait for the writer queue. On a cluster the holder
+// may be waiting for a leader, for up to the failover timeout, and the
+// writers behind it wait for that leader too.
+func (c *connector) queueTimeout() time.Duration {
+	if c.db != nil {
+		return c.cfg.busyTimeout() + c.cfg.failoverTimeout()
+	}
+	return c.cfg.busyTimeout()
+}

@@ -121,7 +121,7 @@ func (c *conn) txTarget(ctx context.Context, kind holdKind, write bool) (*txStat
 	switch route(s, f) {
 	case toWriter:
 		q := &c.c.file.queue
-		if err := q.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(kind)); err != nil {
+		if err := q.lock(ctx, c.c.queueTimeout(), c.c.holderHere(kind)); err != nil {
 			return nil, err
 		}
 		w, err := c.c.sharedWriter(ctx)
@@ -136,7 +136,7 @@ func (c *conn) txTarget(ctx context.Context, kind holdKind, write bool) (*txStat
 			return nil, err
 		}
 		if write && c.c.queueOn() {
-			if err := c.c.file.queue.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(kind)); err != nil {
+			if err := c.c.file.queue.lock(ctx, c.c.queueTimeout(), c.c.holderHere(kind)); err != nil {
 				return nil, err
 			}
 			t.locked = true
