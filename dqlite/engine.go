@@ -16,6 +16,7 @@ import (
 
 	"github.com/canonical/go-dqlite/client"
 	dqdriver "github.com/canonical/go-dqlite/driver"
+	_ "github.com/sqlitesafe/sqlitesafe" // registers "sqlite-safe", whose dqlite:// scheme this serves
 	"github.com/sqlitesafe/sqlitesafe/internal/engine"
 )
 
