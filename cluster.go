@@ -276,7 +276,28 @@ func isCommitText(query string) bool {
 // turns them on), the DSN's connection settings, and, on a reader, PRAGMA
 // query_only. What the cluster manages (the journal, synchronous, the busy
 // handler, which dqlite does not have) is left to it; WAL is read back.
+//
+// A connection made during an election may be to a node that is about to
+// lose (or has just lost) its leadership: one lost while being set up is
+// made again, within the failover timeout.
 func (c *connector) openRemote(ctx context.Context, reader bool) (*phys, error) {
+	deadline := time.Now().Add(c.cfg.failoverTimeout())
+	for {
+		p, err := c.openRemoteOnce(ctx, reader)
+		if err == nil || !isLost(err) || time.Now().After(deadline) {
+			return p, err
+		}
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (%w)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+func (c *connector) openRemoteOnce(ctx context.Context, reader bool) (*phys, error) {
 	role := engine.Writer
 	if reader {
 		role = engine.Reader

@@ -152,7 +152,7 @@ func (db *database) Stats() engine.Stats {
 		Leader:          leader,
 		LeaderChanges:   db.leaderChanges.Load(),
 		Resolved:        db.marker.resolvedCommitted.Load(),
-		NotCommitted:    db.marker.resolvedNotCommitted.Load() + db.marker.brokenBeforeCommit.Load(),
+		NotCommitted:    db.marker.resolvedNotCommitted.Load(),
 		OutcomeUnknown:  db.unknown.Load(),
 		BeginRetries:    db.beginRetries.Load(),
 		ConnectionsLost: db.lost.Load(),

@@ -38,13 +38,13 @@ var mixedSchema = []string{
 
 // mixedOp is one call as the application saw it.
 type mixedOp struct {
-	kind       int // 0 transfer by BeginTx, 1 transfer by typed BEGIN/COMMIT, 2 insert, 3 increment
+	kind       int // 0 transfer by BeginTx, 1 transfer by typed BEGIN/COMMIT, 2 insert, 3 increment, 4 read
 	key        string
 	start, end time.Time
 	err        error
 }
 
-// mixedLoad runs goroutines of the four kinds (goroutine g does kind g%4) until stop.
+// mixedLoad runs goroutines of the five kinds (goroutine g does kind g%5) until stop.
 type mixedLoad struct {
 	db  *sql.DB
 	mu  sync.Mutex
@@ -62,7 +62,7 @@ func (l *mixedLoad) run(goroutines int, stop <-chan struct{}, wg *sync.WaitGroup
 					return
 				default:
 				}
-				o := mixedOp{kind: g % 4, key: fmt.Sprintf("%d-%d", g, i), start: time.Now()}
+				o := mixedOp{kind: g % 5, key: fmt.Sprintf("%d-%d", g, i), start: time.Now()}
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				a, b := (g+i)%8, (g+i+1)%8
 				switch o.kind {
@@ -74,6 +74,9 @@ func (l *mixedLoad) run(goroutines int, stop <-chan struct{}, wg *sync.WaitGroup
 					_, o.err = l.db.ExecContext(ctx, "INSERT INTO ins VALUES (?)", o.key)
 				case 3:
 					_, o.err = l.db.ExecContext(ctx, "UPDATE c SET v = v + 1, call = ? WHERE id = 1", o.key)
+				case 4:
+					var n int
+					o.err = l.db.QueryRowContext(ctx, "SELECT count(*) FROM ins").Scan(&n)
 				}
 				cancel()
 				o.end = time.Now()
@@ -173,7 +176,7 @@ func set(t *testing.T, db *sql.DB, query string) map[string]int {
 // once, every call that failed is not there, and every error is one of the failover contract's.
 func (l *mixedLoad) check(t *testing.T) (ok, failed int, errs map[string]int) {
 	t.Helper()
-	present := [4]map[string]int{set(t, l.db, "SELECT id FROM xfer"), nil, set(t, l.db, "SELECT k FROM ins"), set(t, l.db, "SELECT call FROM applied")}
+	present := [5]map[string]int{set(t, l.db, "SELECT id FROM xfer"), nil, set(t, l.db, "SELECT k FROM ins"), set(t, l.db, "SELECT call FROM applied"), nil}
 	present[1] = present[0]
 	var v int
 	if err := l.db.QueryRow("SELECT v FROM c WHERE id = 1").Scan(&v); err != nil {
@@ -192,6 +195,7 @@ func (l *mixedLoad) check(t *testing.T) (ok, failed int, errs map[string]int) {
 	for _, o := range l.ops {
 		n := present[o.kind][o.key]
 		switch {
+		case o.kind == 4:
 		case o.err == nil && n != 1:
 			t.Errorf("kind %d call %s succeeded and is in the database %d times", o.kind, o.key, n)
 		case o.err != nil && n != 0:
@@ -207,7 +211,7 @@ func (l *mixedLoad) check(t *testing.T) (ok, failed int, errs map[string]int) {
 			t.Errorf("kind %d call %s: %v", o.kind, o.key, o.err)
 		}
 		if o.kind >= 2 {
-			t.Errorf("autocommit call %s (kind %d) failed: %v", o.key, o.kind, o.err)
+			t.Errorf("autocommit call or read %s (kind %d) failed: %v", o.key, o.kind, o.err)
 		} else if !errors.Is(o.err, sqlitesafe.ErrNotCommitted) {
 			t.Errorf("transaction %s failed with %v, not ErrNotCommitted", o.key, o.err)
 		}
@@ -226,7 +230,8 @@ func sumCounts(m map[string]int) int {
 func TestEngineFailover(t *testing.T) {
 	watchdog(t, 3*time.Minute)
 	c := cluster.Start(t, 3)
-	db := openSafe(t, c, "failover.db")
+	// Every queued writer waits out each failover: one warning each would drown the log.
+	db := openSafe(t, c, "failover.db", "_slow_wait=off")
 	db.SetMaxIdleConns(64)
 	for _, s := range mixedSchema {
 		mustExec(t, db, s)
@@ -237,7 +242,7 @@ func TestEngineFailover(t *testing.T) {
 	l := &mixedLoad{db: db}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	l.run(32, stop, &wg)
+	l.run(35, stop, &wg)
 	stopped := false
 	stopLoad := func() {
 		if !stopped {
@@ -254,7 +259,7 @@ func TestEngineFailover(t *testing.T) {
 		killAt := time.Now()
 		c.Kill(t, leader)
 		var gaps []string
-		for kind := range 4 {
+		for kind := range 5 {
 			for {
 				if at, ok := l.firstSuccessAfter(kind, killAt); ok {
 					gap := at.Sub(killAt)
