@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -414,4 +415,13 @@ func (c *connector) queueTimeout() time.Duration {
 		return c.cfg.busyTimeout() + c.cfg.failoverTimeout()
 	}
 	return c.cfg.busyTimeout()
+}
+
+// clusterAttrs adds to the attributes of a warning about a cluster's
+// database the leader its writer last connected to.
+func (c *connector) clusterAttrs(attrs []any) []any {
+	if c == nil || c.db == nil {
+		return attrs
+	}
+	return append(attrs, slog.String("leader", c.db.Stats().Leader))
 }
