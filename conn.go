@@ -312,7 +312,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 
 // check prepares query on p to report errors at Prepare time.
 func check(ctx context.Context, p *phys, query string, info *stmtInfo) error {
-	if cacheable(info) {
+	if cacheable(info) && p.remote == nil {
 		_, err := p.stmt(ctx, query)
 		return err
 	}
