@@ -266,10 +266,12 @@ func notCommitted(err error) error {
 }
 
 // isCommitText reports whether query, transaction control ending a
-// transaction, is COMMIT or END (not ROLLBACK or RELEASE).
+// transaction, may commit: COMMIT, END or RELEASE (not ROLLBACK).
 func isCommitText(query string) bool {
 	q := strings.TrimLeft(query, " \t\r\n")
-	return len(q) >= 3 && (strings.EqualFold(q[:3], "END") || len(q) >= 6 && strings.EqualFold(q[:6], "COMMIT"))
+	return len(q) >= 3 && strings.EqualFold(q[:3], "END") ||
+		len(q) >= 6 && strings.EqualFold(q[:6], "COMMIT") ||
+		len(q) >= 7 && strings.EqualFold(q[:7], "RELEASE")
 }
 
 // openRemote opens a connection of a cluster's database and sets it up:
@@ -387,6 +389,12 @@ func runRemoteWrite(p *phys, op call) (driver.Result, driver.Rows, error) {
 // reports failed has not committed, but for ErrOutcomeUnknown.
 func (c *connector) runRemoteBatch(batch []*writeRequest) {
 	deadline := time.Now().Add(c.cfg.failoverTimeout())
+	for _, r := range batch {
+		// The contexts bounded the wait for the queue. A request
+		// interrupted now would lose the connection, and with it the
+		// batch, again at every run.
+		r.ctx = context.WithoutCancel(r.ctx)
+	}
 	for {
 		c.runBatch(batch)
 		again := batch[:0:0]

@@ -46,7 +46,7 @@ func (c *conn) onTx(op call) (driver.Result, driver.Rows, error) {
 	)
 	if t.ph.remote != nil && op.info.flags&flagTxEnd != 0 && op.info.flags&flagMulti == 0 && isCommitText(op.query) {
 		// The engine's COMMIT, which resolves one a failover interrupts.
-		if err = t.ph.commit(); err == nil && op.rows {
+		if err = t.ph.commitWith(op.query); err == nil && op.rows {
 			rows = emptyRows{}
 		}
 	} else {
