@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -265,10 +266,12 @@ func notCommitted(err error) error {
 }
 
 // isCommitText reports whether query, transaction control ending a
-// transaction, is COMMIT or END (not ROLLBACK or RELEASE).
+// transaction, may commit: COMMIT, END or RELEASE (not ROLLBACK).
 func isCommitText(query string) bool {
 	q := strings.TrimLeft(query, " \t\r\n")
-	return len(q) >= 3 && (strings.EqualFold(q[:3], "END") || len(q) >= 6 && strings.EqualFold(q[:6], "COMMIT"))
+	return len(q) >= 3 && strings.EqualFold(q[:3], "END") ||
+		len(q) >= 6 && strings.EqualFold(q[:6], "COMMIT") ||
+		len(q) >= 7 && strings.EqualFold(q[:7], "RELEASE")
 }
 
 // openRemote opens a connection of a cluster's database and sets it up:
@@ -276,7 +279,28 @@ func isCommitText(query string) bool {
 // turns them on), the DSN's connection settings, and, on a reader, PRAGMA
 // query_only. What the cluster manages (the journal, synchronous, the busy
 // handler, which dqlite does not have) is left to it; WAL is read back.
+//
+// A connection made during an election may be to a node that is about to
+// lose (or has just lost) its leadership: one lost while being set up is
+// made again, within the failover timeout.
 func (c *connector) openRemote(ctx context.Context, reader bool) (*phys, error) {
+	deadline := time.Now().Add(c.cfg.failoverTimeout())
+	for {
+		p, err := c.openRemoteOnce(ctx, reader)
+		if err == nil || !isLost(err) || time.Now().After(deadline) {
+			return p, err
+		}
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (%w)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+func (c *connector) openRemoteOnce(ctx context.Context, reader bool) (*phys, error) {
 	role := engine.Writer
 	if reader {
 		role = engine.Reader
@@ -365,6 +389,12 @@ func runRemoteWrite(p *phys, op call) (driver.Result, driver.Rows, error) {
 // reports failed has not committed, but for ErrOutcomeUnknown.
 func (c *connector) runRemoteBatch(batch []*writeRequest) {
 	deadline := time.Now().Add(c.cfg.failoverTimeout())
+	for _, r := range batch {
+		// The contexts bounded the wait for the queue. A request
+		// interrupted now would lose the connection, and with it the
+		// batch, again at every run.
+		r.ctx = context.WithoutCancel(r.ctx)
+	}
 	for {
 		c.runBatch(batch)
 		again := batch[:0:0]
@@ -383,4 +413,23 @@ func (c *connector) runRemoteBatch(batch []*writeRequest) {
 		}
 		batch = again
 	}
+}
+
+// queueTimeout bounds a wait for the writer queue. On a cluster the holder
+// may be waiting for a leader, for up to the failover timeout, and the
+// writers behind it wait for that leader too.
+func (c *connector) queueTimeout() time.Duration {
+	if c.db != nil {
+		return c.cfg.busyTimeout() + c.cfg.failoverTimeout()
+	}
+	return c.cfg.busyTimeout()
+}
+
+// clusterAttrs adds to the attributes of a warning about a cluster's
+// database the leader its writer last connected to.
+func (c *connector) clusterAttrs(attrs []any) []any {
+	if c == nil || c.db == nil {
+		return attrs
+	}
+	return append(attrs, slog.String("leader", c.db.Stats().Leader))
 }

@@ -181,7 +181,7 @@ func (c *conn) onWriter(op call) (driver.Result, driver.Rows, error) {
 	if c.c.db != nil {
 		run = c.c.runRemoteBatch
 	}
-	if err := c.c.file.queue.submit(req, c.c.cfg.busyTimeout(), c.c.holderHere(kind), run); err != nil {
+	if err := c.c.file.queue.submit(req, c.c.queueTimeout(), c.c.holderHere(kind), run); err != nil {
 		return nil, nil, err
 	}
 	return req.res, req.out, req.err
@@ -225,7 +225,7 @@ func (c *conn) ownFor(ctx context.Context, info *stmtInfo) (own *phys, locked bo
 	if info.flags&flagWrite == 0 || !c.c.queueOn() {
 		return own, false, nil
 	}
-	if err := c.c.file.queue.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(holdSession)); err != nil {
+	if err := c.c.file.queue.lock(ctx, c.c.queueTimeout(), c.c.holderHere(holdSession)); err != nil {
 		return nil, false, err
 	}
 	c.c.beforeWrite(info)
@@ -312,7 +312,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 
 // check prepares query on p to report errors at Prepare time.
 func check(ctx context.Context, p *phys, query string, info *stmtInfo) error {
-	if cacheable(info) {
+	if cacheable(info) && p.remote == nil {
 		_, err := p.stmt(ctx, query)
 		return err
 	}

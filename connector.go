@@ -281,7 +281,7 @@ func (c *connector) Close() error {
 		releaseFile(f, c)
 		return nil
 	}
-	err := f.queue.lock(context.Background(), c.cfg.busyTimeout(), c.holderHere(holdClose))
+	err := f.queue.lock(context.Background(), c.queueTimeout(), c.holderHere(holdClose))
 	if err != nil {
 		// Something holds the writer past the busy timeout: finish
 		// once it lets go. Until then the file stays registered, so

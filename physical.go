@@ -351,15 +351,19 @@ func isLost(err error) bool {
 
 // commit commits the open transaction, as COMMIT, or as the engine commits
 // (which resolves a COMMIT the connection lost).
-func (p *phys) commit() error {
+func (p *phys) commit() error { return p.commitWith("COMMIT") }
+
+// commitWith ends the open transaction with query (COMMIT, END, or a
+// RELEASE, which may commit).
+func (p *phys) commitWith(query string) error {
 	if p.remote != nil {
-		err := p.remote.Commit(context.Background())
+		err := p.remote.Commit(context.Background(), query)
 		if err != nil {
 			p.note(err)
 		}
 		return err
 	}
-	return p.run(context.Background(), "COMMIT")
+	return p.run(context.Background(), query)
 }
 
 // SQLite's primary result codes the driver looks at.

@@ -136,10 +136,11 @@ type ClusterStats struct {
 	// connection to the leader.
 	ConnectionsLost int64
 	// CommitsResolved counts the COMMITs a lost connection interrupted
-	// and that the new leader showed committed; NotCommitted those (and
-	// the write transactions a lost connection broke before COMMIT) it
+	// and that the new leader showed committed; NotCommitted those it
 	// showed not committed; OutcomeUnknown those no leader answered for
-	// within the failover timeout.
+	// within the failover timeout. (A transaction whose connection was
+	// lost before its COMMIT was sent has nothing to resolve: it is rolled
+	// back, and counted in ConnectionsLost.)
 	CommitsResolved, NotCommitted, OutcomeUnknown int64
 	// WritesRerun counts the autocommit writes the driver ran again after
 	// finding them not committed.

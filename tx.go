@@ -46,7 +46,7 @@ func (c *conn) onTx(op call) (driver.Result, driver.Rows, error) {
 	)
 	if t.ph.remote != nil && op.info.flags&flagTxEnd != 0 && op.info.flags&flagMulti == 0 && isCommitText(op.query) {
 		// The engine's COMMIT, which resolves one a failover interrupts.
-		if err = t.ph.commit(); err == nil && op.rows {
+		if err = t.ph.commitWith(op.query); err == nil && op.rows {
 			rows = emptyRows{}
 		}
 	} else {
@@ -121,7 +121,7 @@ func (c *conn) txTarget(ctx context.Context, kind holdKind, write bool) (*txStat
 	switch route(s, f) {
 	case toWriter:
 		q := &c.c.file.queue
-		if err := q.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(kind)); err != nil {
+		if err := q.lock(ctx, c.c.queueTimeout(), c.c.holderHere(kind)); err != nil {
 			return nil, err
 		}
 		w, err := c.c.sharedWriter(ctx)
@@ -136,7 +136,7 @@ func (c *conn) txTarget(ctx context.Context, kind holdKind, write bool) (*txStat
 			return nil, err
 		}
 		if write && c.c.queueOn() {
-			if err := c.c.file.queue.lock(ctx, c.c.cfg.busyTimeout(), c.c.holderHere(kind)); err != nil {
+			if err := c.c.file.queue.lock(ctx, c.c.queueTimeout(), c.c.holderHere(kind)); err != nil {
 				return nil, err
 			}
 			t.locked = true

@@ -16,6 +16,7 @@ import (
 
 	"github.com/canonical/go-dqlite/client"
 	dqdriver "github.com/canonical/go-dqlite/driver"
+	_ "github.com/sqlitesafe/sqlitesafe" // registers "sqlite-safe", whose dqlite:// scheme this serves
 	"github.com/sqlitesafe/sqlitesafe/internal/engine"
 )
 
@@ -151,7 +152,7 @@ func (db *database) Stats() engine.Stats {
 		Leader:          leader,
 		LeaderChanges:   db.leaderChanges.Load(),
 		Resolved:        db.marker.resolvedCommitted.Load(),
-		NotCommitted:    db.marker.resolvedNotCommitted.Load() + db.marker.brokenBeforeCommit.Load(),
+		NotCommitted:    db.marker.resolvedNotCommitted.Load(),
 		OutcomeUnknown:  db.unknown.Load(),
 		BeginRetries:    db.beginRetries.Load(),
 		ConnectionsLost: db.lost.Load(),
@@ -354,7 +355,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 // conn.Commit.
 type tx struct{ c *conn }
 
-func (t *tx) Commit() error { return t.c.Commit(context.Background()) }
+func (t *tx) Commit() error { return t.c.Commit(context.Background(), "COMMIT") }
 
 func (t *tx) Rollback() error {
 	_, err := t.c.ExecContext(context.Background(), "ROLLBACK", nil)
@@ -382,7 +383,7 @@ func (c *conn) InTx(ctx context.Context) (bool, error) {
 
 // Commit implements engine.Conn: the marker row, COMMIT, and, when the
 // connection is lost on the way, the answer of the leader of the moment.
-func (c *conn) Commit(ctx context.Context) error {
+func (c *conn) Commit(ctx context.Context, query string) error {
 	if c.lost {
 		c.db.marker.brokenBeforeCommit.Add(1)
 		return fmt.Errorf("%w: the connection to the leader was lost during the transaction, which the cluster rolled back", engine.ErrNotCommitted)
@@ -397,12 +398,17 @@ func (c *conn) Commit(ctx context.Context) error {
 	if _, err := c.ExecContext(ctx, upsertMarker, args); err != nil {
 		return c.beforeCommit(err)
 	}
-	_, err := c.c.ExecContext(ctx, "COMMIT", nil)
+	// A RELEASE commits only the outermost savepoint; the marker is then
+	// in the transaction that goes on, and resolves it as well.
+	ends := !strings.HasPrefix(strings.ToUpper(strings.TrimSpace(query)), "RELEASE")
+	_, err := c.c.ExecContext(ctx, query, nil)
 	if err == nil {
-		c.db.markerTable.Store(true)
+		if ends {
+			c.db.markerTable.Store(true)
+		}
 		return nil
 	}
-	err = c.wrap("COMMIT", err)
+	err = c.wrap(query, err)
 	if !errors.As(err, new(*engine.LostError)) {
 		return err // the node's answer: not committed
 	}

@@ -128,6 +128,36 @@ func TestEngineSemantics(t *testing.T) {
 		}
 	})
 
+	t.Run("ReadsDoNotWaitForTheWriter", func(t *testing.T) {
+		db := openSafe(t, c, "readbeside.db")
+		mustExec(t, db, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+		mustExec(t, db, "INSERT INTO t VALUES (1)")
+		tx, err := db.BeginTx(ctx, nil) // holds the writer queue
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.Exec("INSERT INTO t VALUES (2)"); err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		start := time.Now()
+		var n int
+		if err := db.QueryRowContext(rctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("a read beside an open write transaction: %d rows, %v; want 1 (the committed state)", n, err)
+		}
+		if took := time.Since(start); took > 500*time.Millisecond {
+			t.Errorf("the read took %v beside the write transaction", took)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(t, db, "SELECT count(*) FROM t"); n != 2 {
+			t.Fatalf("%d rows after COMMIT, want 2", n)
+		}
+	})
+
 	t.Run("SavepointsInTextBeginOnPinnedConn", func(t *testing.T) {
 		db := openSafe(t, c, "savepoint.db")
 		mustExec(t, db, "CREATE TABLE t (id INTEGER PRIMARY KEY)")

@@ -1,6 +1,8 @@
 package dqlite
 
-// A prototype of resolving an interrupted COMMIT on a dqlite cluster by a marker row.
+// Resolving an interrupted COMMIT on a dqlite cluster by a marker row: the engine's Commit uses
+// newMarker, next and resolve; writeTx is the same protocol on database/sql connections, the
+// workload of TestFailover and TestMarker.
 //
 // When the leader dies (or loses leadership) while a COMMIT is in flight, go-dqlite reports
 // driver.ErrBadConn although the transaction may have been committed by the cluster: the frames

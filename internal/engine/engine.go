@@ -68,11 +68,13 @@ type Conn interface {
 
 	// InTx reports whether a transaction is open on the connection.
 	InTx(ctx context.Context) (bool, error)
-	// Commit commits the open write transaction. nil: committed. An
-	// error wrapping ErrNotCommitted: it is not committed and never will
-	// be. ErrOutcomeUnknown: the engine could not find out. Any other
-	// error: COMMIT failed, and nothing was committed.
-	Commit(ctx context.Context) error
+	// Commit ends the open write transaction with query: COMMIT or END,
+	// or the RELEASE of a savepoint (which commits when the savepoint is
+	// the outermost). nil: done. An error wrapping ErrNotCommitted: it is
+	// not committed and never will be. ErrOutcomeUnknown: the engine
+	// could not find out. Any other error: query failed, and nothing was
+	// committed.
+	Commit(ctx context.Context, query string) error
 }
 
 // Stats is what an engine counts for a Database.
