@@ -290,6 +290,7 @@ func runOne(ctx context.Context, c *launch.Cluster, s setup, o options, stderr i
 	res.killedNode = leader
 	r.leader = leader.Name()
 	pid := leader.PID()
+	okSoFar, failedSoFar := r.okOps.Load(), r.failedOps.Load()
 	r.killSent = time.Now()
 	r.killNS.Store(r.killSent.UnixNano())
 	if err := c.Kill(leader); err != nil {
@@ -297,7 +298,7 @@ func runOne(ctx context.Context, c *launch.Cluster, s setup, o options, stderr i
 	}
 	r.killed = time.Now()
 	fmt.Fprintf(stderr, "%s: %.1fs: SIGKILL of the leader, %s, pid %d (%d writes so far, %d failed)\n",
-		s.name, r.killSent.Sub(r.start).Seconds(), leader.Name(), pid, r.okOps.Load()+r.failedOps.Load(), r.failedOps.Load())
+		s.name, r.killSent.Sub(r.start).Seconds(), leader.Name(), pid, okSoFar+failedSoFar, failedSoFar)
 
 	giveUp := time.After(o.resumeTimeout)
 	tick := time.NewTicker(10 * time.Millisecond)
