@@ -322,9 +322,10 @@ func (r *run) check(ctx context.Context, verify *sql.DB) (*outcome, error) {
 			if isLocked(o.err) {
 				out.locked++
 			}
-			key := digits.ReplaceAllString(o.err.Error(), "N")
+			msg := o.kind.String() + ": " + o.err.Error()
+			key := digits.ReplaceAllString(msg, "N")
 			if errs[key] == 0 {
-				firstErr[key] = shorten(o.err.Error())
+				firstErr[key] = shorten(msg)
 			}
 			errs[key]++
 			if n > 0 {
