@@ -9,6 +9,9 @@
 //	demo        run one concurrent workload on modernc.org/sqlite (defaults
 //	            and tuned) and on sqlite-safe, and compare errors, lost writes
 //	            and latency side by side
+//	            (demo --dqlite: the same on a three-node dqlite cluster,
+//	            the leader killed halfway; built from the repository's
+//	            dqlite/ module)
 //	doctor      run the "database is locked" checklist on a SQLite database
 //	            file, read-only: journal mode, -wal/-shm/-journal,
 //	            permissions, file system, free space, processes and locks,
