@@ -53,9 +53,15 @@
 //	last_checkpoint_busy                 gauge      1 if that checkpoint could not finish
 //	last_checkpoint_log_frames           gauge      frames in the WAL at that checkpoint
 //	last_checkpoint_checkpointed_frames  gauge      frames that checkpoint copied into the database
+//	cluster_leader{leader}               gauge      1, labelled with the dqlite node that led at the last connection
+//	cluster_leader_changes_total         counter    connections made to another leader than before (failovers)
+//	cluster_connections_lost_total       counter    requests that failed with their connection to the leader
+//	cluster_interrupted_commits_total{outcome} counter  interrupted COMMITs: committed, not_committed, unknown
+//	cluster_writes_rerun_total           counter    autocommit writes run again after a failover
+//	cluster_begin_retries_total          counter    BEGIN IMMEDIATE retried for another client's write lock
 //
 // The last_checkpoint series appear once the driver has run a checkpoint on
-// the file. The histograms have the driver's buckets: one per decade from
+// the file; the cluster series are for dqlite:// databases only. The histograms have the driver's buckets: one per decade from
 // 10 µs to 10 s.
 package prometheus
 
