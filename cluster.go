@@ -389,12 +389,6 @@ func runRemoteWrite(p *phys, op call) (driver.Result, driver.Rows, error) {
 // reports failed has not committed, but for ErrOutcomeUnknown.
 func (c *connector) runRemoteBatch(batch []*writeRequest) {
 	deadline := time.Now().Add(c.cfg.failoverTimeout())
-	for _, r := range batch {
-		// The contexts bounded the wait for the queue. A request
-		// interrupted now would lose the connection, and with it the
-		// batch, again at every run.
-		r.ctx = context.WithoutCancel(r.ctx)
-	}
 	for {
 		c.runBatch(batch)
 		again := batch[:0:0]

@@ -125,6 +125,26 @@ type Stats struct {
 	Cluster *ClusterStats
 }
 
+// add sums the counters of two handles on one cluster database; the leader
+// is o's when it knows one.
+func (cs *ClusterStats) add(o *ClusterStats) *ClusterStats {
+	if cs == nil {
+		return o
+	}
+	sum := *cs
+	if o.Leader != "" {
+		sum.Leader = o.Leader
+	}
+	sum.LeaderChanges += o.LeaderChanges
+	sum.ConnectionsLost += o.ConnectionsLost
+	sum.CommitsResolved += o.CommitsResolved
+	sum.NotCommitted += o.NotCommitted
+	sum.OutcomeUnknown += o.OutcomeUnknown
+	sum.WritesRerun += o.WritesRerun
+	sum.BeginRetries += o.BeginRetries
+	return &sum
+}
+
 // ClusterStats are the counters of a database on a dqlite cluster.
 type ClusterStats struct {
 	// Leader is the address of the node that served the last connection.
@@ -439,6 +459,12 @@ func (f *fileState) stats(handles []*connector) Stats {
 		open, idle := c.readers.counts()
 		st.ReadersOpen += open
 		st.ReadersIdle += idle
+		if c.db != nil {
+			st.Cluster = st.Cluster.add(c.clusterStats(nil))
+		}
+	}
+	if st.Cluster != nil {
+		st.Cluster.WritesRerun = s.remoteReruns.Load()
 	}
 	st.Writes = s.writes.Load()
 	st.GroupCommits = s.groupCommits.Load()

@@ -68,6 +68,12 @@ func runBuffered(p *phys, op call) (driver.Result, driver.Rows, error) {
 // transaction or not, and reports it as completed when it did: a statement
 // that completed is never reported as its context's error.
 func execChecked(p *phys, op call) (driver.Result, error) {
+	if p.remote != nil {
+		// On a cluster the context bounded the wait for the queue: a
+		// request interrupted now would lose the connection, and with
+		// it the whole batch, at every run.
+		op.ctx = context.WithoutCancel(op.ctx)
+	}
 	if op.ctx.Done() == nil {
 		return p.exec(op.ctx, op.query, op.info, op.args)
 	}

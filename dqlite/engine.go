@@ -388,22 +388,25 @@ func (c *conn) Commit(ctx context.Context, query string) error {
 		c.db.marker.brokenBeforeCommit.Add(1)
 		return fmt.Errorf("%w: the connection to the leader was lost during the transaction, which the cluster rolled back", engine.ErrNotCommitted)
 	}
-	if !c.db.markerTable.Load() {
-		if _, err := c.ExecContext(ctx, createMarkerTable, nil); err != nil {
-			return c.beforeCommit(err)
-		}
-	}
+	// The marker and the COMMIT go in one request, a script without
+	// arguments (the client id is hex, the seq a number): one round trip
+	// to the leader, and they reach it together or not at all. A script
+	// stops at its first error, so a marker that fails is never followed
+	// by the COMMIT. A RELEASE commits only the outermost savepoint; the
+	// marker is then in the transaction that goes on, and resolves it as
+	// well.
 	seq := c.db.marker.next()
-	args := []driver.NamedValue{{Ordinal: 1, Value: c.db.marker.client}, {Ordinal: 2, Value: seq}}
-	if _, err := c.ExecContext(ctx, upsertMarker, args); err != nil {
-		return c.beforeCommit(err)
+	var script strings.Builder
+	created := c.db.markerTable.Load()
+	if !created {
+		script.WriteString(createMarkerTable + "; ")
 	}
-	// A RELEASE commits only the outermost savepoint; the marker is then
-	// in the transaction that goes on, and resolves it as well.
+	fmt.Fprintf(&script, "INSERT INTO %s (client, seq) VALUES ('%s', %d) ON CONFLICT (client) DO UPDATE SET seq = excluded.seq; %s",
+		markerTable, c.db.marker.client, seq, query)
 	ends := !strings.HasPrefix(strings.ToUpper(strings.TrimSpace(query)), "RELEASE")
-	_, err := c.c.ExecContext(ctx, query, nil)
+	_, err := c.c.ExecContext(ctx, script.String(), nil)
 	if err == nil {
-		if ends {
+		if ends && !created {
 			c.db.markerTable.Store(true)
 		}
 		return nil
@@ -427,15 +430,6 @@ func (c *conn) Commit(ctx context.Context, query string) error {
 	c.db.unknown.Add(1)
 	return fmt.Errorf("%w: the connection to the leader was lost at COMMIT, and no leader answered within the failover timeout (%s): %w",
 		engine.ErrOutcomeUnknown, c.db.t.FailoverTimeout, rerr)
-}
-
-// beforeCommit is the error of a step of Commit before COMMIT was sent.
-func (c *conn) beforeCommit(err error) error {
-	if errors.As(err, new(*engine.LostError)) {
-		c.db.marker.brokenBeforeCommit.Add(1)
-		return fmt.Errorf("%w: %w", engine.ErrNotCommitted, err)
-	}
-	return fmt.Errorf("sqlitesafe: dqlite: write the commit marker: %w", err)
 }
 
 // IsValid implements driver.Validator.

@@ -290,6 +290,18 @@ func TestEngineFailover(t *testing.T) {
 	if st.Cluster.LeaderChanges < 2 {
 		t.Errorf("Stats: %d leader changes, want at least 2", st.Cluster.LeaderChanges)
 	}
+	found := false
+	for _, a := range sqlitesafe.AllStats() { // what the Prometheus collector and expvar read
+		if a.Cluster != nil && strings.HasSuffix(a.Path, "/failover.db") {
+			found = true
+			if a.Cluster.LeaderChanges != st.Cluster.LeaderChanges || a.Cluster.Leader == "" {
+				t.Errorf("AllStats: cluster %+v, GetStats: %+v", *a.Cluster, *st.Cluster)
+			}
+		}
+	}
+	if !found {
+		t.Error("AllStats has no cluster stats for failover.db")
+	}
 }
 
 // TestEngineTwoProcesses: this process and a child, 8 goroutines of increments each, on one

@@ -32,6 +32,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,7 +180,9 @@ func (m *marker) resolveOnce(ctx context.Context, connect connector, seq int64) 
 	}
 	var have int64
 	err = conn.QueryRowContext(ctx, selectMarker, m.client).Scan(&have)
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) || err != nil && strings.Contains(err.Error(), "no such table: "+markerTable) {
+		// No marker of this client, or none of anyone's: the table is
+		// created with the first marker, in its transaction.
 		have, err = 0, nil
 	}
 	// Nothing was written: ROLLBACK cannot lose anything, and its failure does not change

@@ -53,9 +53,15 @@
 //	last_checkpoint_busy                 gauge      1 if that checkpoint could not finish
 //	last_checkpoint_log_frames           gauge      frames in the WAL at that checkpoint
 //	last_checkpoint_checkpointed_frames  gauge      frames that checkpoint copied into the database
+//	cluster_leader{leader}               gauge      1, labelled with the dqlite node that led at the last connection
+//	cluster_leader_changes_total         counter    connections made to another leader than before (failovers)
+//	cluster_connections_lost_total       counter    requests that failed with their connection to the leader
+//	cluster_interrupted_commits_total{outcome} counter  interrupted COMMITs: committed, not_committed, unknown
+//	cluster_writes_rerun_total           counter    autocommit writes run again after a failover
+//	cluster_begin_retries_total          counter    BEGIN IMMEDIATE retried for another client's write lock
 //
 // The last_checkpoint series appear once the driver has run a checkpoint on
-// the file. The histograms have the driver's buckets: one per decade from
+// the file; the cluster series are for dqlite:// databases only. The histograms have the driver's buckets: one per decade from
 // 10 µs to 10 s.
 package prometheus
 
@@ -82,6 +88,8 @@ type Collector struct {
 	readHoldBacks, readHoldBackMax                 *prometheus.Desc
 	heldReads, heldReadMax                         *prometheus.Desc
 	cpAt, cpBusy, cpLog, cpCheckpointed            *prometheus.Desc
+	leader, leaderChanges, connsLost               *prometheus.Desc
+	resolved, writesRerun, beginRetries            *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -128,6 +136,12 @@ func NewCollector() *Collector {
 		cpBusy:            d("last_checkpoint_busy", "1 if the last checkpoint could not finish (a reader still needed frames), else 0."),
 		cpLog:             d("last_checkpoint_log_frames", "Frames in the WAL at the last checkpoint."),
 		cpCheckpointed:    d("last_checkpoint_checkpointed_frames", "Frames the last checkpoint copied into the database."),
+		leader:            d("cluster_leader", "1, labelled with the address of the dqlite node that led the database at the last connection (dqlite:// only).", "leader"),
+		leaderChanges:     d("cluster_leader_changes_total", "Connections made to another leader than the one before: failovers seen (dqlite:// only)."),
+		connsLost:         d("cluster_connections_lost_total", "Requests that failed with their connection to the leader (dqlite:// only)."),
+		resolved:          d("cluster_interrupted_commits_total", "COMMITs a lost connection interrupted, by what the new leader showed: committed, not_committed, unknown (dqlite:// only).", "outcome"),
+		writesRerun:       d("cluster_writes_rerun_total", "Autocommit writes run again after the new leader showed them not committed (dqlite:// only)."),
+		beginRetries:      d("cluster_begin_retries_total", "BEGIN IMMEDIATE retried because another client of the cluster held the write lock (dqlite:// only)."),
 	}
 }
 
@@ -144,6 +158,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.busyCheckpoints, c.delayedWriters,
 		c.readHoldBacks, c.readHoldBackMax, c.heldReads, c.heldReadMax,
 		c.cpAt, c.cpBusy, c.cpLog, c.cpCheckpointed,
+		c.leader, c.leaderChanges, c.connsLost, c.resolved, c.writesRerun, c.beginRetries,
 	} {
 		ch <- d
 	}
@@ -208,6 +223,18 @@ func (c *Collector) collect(ch chan<- prometheus.Metric, st sqlitesafe.Stats) {
 		gauge(c.cpBusy, boolValue(st.LastCheckpoint.Busy))
 		gauge(c.cpLog, float64(st.LastCheckpoint.Log))
 		gauge(c.cpCheckpointed, float64(st.LastCheckpoint.Checkpointed))
+	}
+	if cs := st.Cluster; cs != nil {
+		if cs.Leader != "" {
+			ch <- prometheus.MustNewConstMetric(c.leader, prometheus.GaugeValue, 1, f, cs.Leader)
+		}
+		counter(c.leaderChanges, float64(cs.LeaderChanges))
+		counter(c.connsLost, float64(cs.ConnectionsLost))
+		counter(c.resolved, float64(cs.CommitsResolved), "committed")
+		counter(c.resolved, float64(cs.NotCommitted), "not_committed")
+		counter(c.resolved, float64(cs.OutcomeUnknown), "unknown")
+		counter(c.writesRerun, float64(cs.WritesRerun))
+		counter(c.beginRetries, float64(cs.BeginRetries))
 	}
 }
 

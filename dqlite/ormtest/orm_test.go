@@ -1,6 +1,6 @@
 //go:build linux
 
-// Package ormtest runs the tools applications use (sqlx, gorm, goose) on a dqlite:// DSN, on a
+// Package ormtest runs the tools applications use (sqlx, gorm, bun, goose) on a dqlite:// DSN, on a
 // real three-node cluster. It is a package of its own because gorm.io/driver/sqlite imports
 // github.com/mattn/go-sqlite3, which the engine's own packages keep out of what they compile
 // (without cgo it compiles as a stub, and nothing here calls it).
@@ -15,6 +15,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/pressly/goose/v3"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -138,6 +140,53 @@ func TestTools(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("bun", func(t *testing.T) {
+		sqldb, err := sql.Open("sqlite-safe", dsn(c, "bun.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := bun.NewDB(sqldb, sqlitedialect.New())
+		defer db.Close()
+		type account struct {
+			bun.BaseModel `bun:"table:accounts"`
+			ID            int64  `bun:"id,pk,autoincrement"`
+			Name          string `bun:"name,notnull,unique"`
+		}
+		if _, err := db.NewCreateTable().Model((*account)(nil)).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// bun inserts with INSERT ... RETURNING "id" through QueryContext, in autocommit.
+		var wg sync.WaitGroup
+		ids := make([]int64, 8)
+		errs := make([]error, 8)
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a := &account{Name: string(rune('a' + g))}
+				_, errs[g] = db.NewInsert().Model(a).Exec(ctx)
+				ids[g] = a.ID
+			}()
+		}
+		wg.Wait()
+		seen := map[int64]bool{}
+		for g := range 8 {
+			if errs[g] != nil || ids[g] == 0 || seen[ids[g]] {
+				t.Fatalf("insert %d: id %d, %v (ids %v)", g, ids[g], errs[g], ids)
+			}
+			seen[ids[g]] = true
+		}
+		n, err := db.NewSelect().Model((*account)(nil)).Count(ctx)
+		if err != nil || n != 8 {
+			t.Fatalf("%d accounts, %v; want 8", n, err)
+		}
+		for i, node := range c.Nodes {
+			if !node.Running() {
+				t.Fatalf("node %d is down: %s", i+1, node.Log())
+			}
+		}
+	})
 
 	t.Run("goose", func(t *testing.T) {
 		db, err := sql.Open("sqlite-safe", dsn(c, "goose.db"))
