@@ -161,6 +161,9 @@ func buildAndRunDqliteDemo(dir, runCmd string, args []string, stdout, stderr io.
 		fmt.Fprintf(stderr, "sqlite-safe demo --dqlite: %v\n", err)
 		return 1
 	}
+	// A running program's file can go on Linux: if this process is killed, nothing is left behind.
+	// Where it cannot, the deferred RemoveAll removes it at the end.
+	_ = os.RemoveAll(tmp)
 	done := make(chan error, 1)
 	go func() { done <- child.Wait() }()
 	for {
