@@ -316,6 +316,9 @@ func (c *connector) openRemoteOnce(ctx context.Context, reader bool) (*phys, err
 		p.close()
 		return nil, err
 	}
+	if !reader && c.file != nil {
+		c.file.queue.stats.leaderLost.Store(0)
+	}
 	return p, nil
 }
 
@@ -419,11 +422,22 @@ func (c *connector) queueTimeout() time.Duration {
 	return c.cfg.busyTimeout()
 }
 
-// clusterAttrs adds to the attributes of a warning about a cluster's
-// database the leader its writer last connected to.
-func (c *connector) clusterAttrs(attrs []any) []any {
+// clusterNote adds to a warning about a cluster's database the leader its
+// writer last connected to, and, while a connection to the leader is lost
+// and no writer has connected since, that the writers wait for a new one.
+func (c *connector) clusterNote(msg string, attrs []any) (string, []any) {
 	if c == nil || c.db == nil {
-		return attrs
+		return msg, attrs
 	}
-	return append(attrs, slog.String("leader", c.db.Stats().Leader))
+	attrs = append(attrs, slog.String("leader", c.db.Stats().Leader))
+	if c.file == nil {
+		return msg, attrs
+	}
+	if lost := c.file.queue.stats.leaderLost.Load(); lost != 0 {
+		ago := time.Since(time.Unix(0, lost))
+		msg += "; the connection to the leader was lost " + round(ago).String() + " ago: the writer is waiting for a new leader (a failover; _failover_timeout " +
+			round(c.cfg.failoverTimeout()).String() + ")"
+		attrs = append(attrs, slog.Duration("leader_lost_for", ago))
+	}
+	return msg, attrs
 }

@@ -101,7 +101,7 @@ func (q *writeQueue) warnSlowHold(h holder, now time.Time, waiting int, procWait
 		msg += "; it is itself waiting for " + other
 		attrs = append(attrs, slog.Bool("waiting_for_other_process", true), slog.String("waiting_for", other))
 	}
-	attrs = h.c.clusterAttrs(attrs)
+	msg, attrs = h.c.clusterNote(msg, attrs)
 	h.c.cfg.logger().Warn(msg, attrs...)
 }
 
@@ -127,7 +127,7 @@ func (q *writeQueue) warnSlowWait(w, h holder, held, procWaiting bool, now time.
 			attrs = append(attrs, slog.Bool("waiting_for_other_process", true), slog.String("waiting_for", other))
 		}
 	}
-	attrs = w.c.clusterAttrs(attrs)
+	msg, attrs = w.c.clusterNote(msg, attrs)
 	w.c.cfg.logger().Warn(msg, attrs...)
 }
 

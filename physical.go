@@ -185,6 +185,9 @@ func (p *phys) note(err error) {
 	}
 	if isLost(err) {
 		p.broken = true
+		if p.stats != nil {
+			p.stats.leaderLost.CompareAndSwap(0, time.Now().UnixNano())
+		}
 	}
 }
 

@@ -238,6 +238,7 @@ type fileStats struct {
 	slowWaits     atomic.Int64
 	reruns        atomic.Int64
 	remoteReruns  atomic.Int64 // autocommit writes run again after a cluster found them not committed
+	leaderLost    atomic.Int64 // when (Unix ns) a connection to a cluster's leader was lost, until a writer connects again; 0 if none
 	busyMu        sync.Mutex
 	busy          map[int]int64 // by extended result code
 	checkpointMu  sync.Mutex

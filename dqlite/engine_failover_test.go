@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/sqlitesafe/sqlitesafe"
 	"github.com/sqlitesafe/sqlitesafe/dqlite/internal/cluster"
+	"github.com/sqlitesafe/sqlitesafe/internal/dbtest"
 )
 
 // mixedSchema: ins holds the unique inserts; every application of an increment to c logs its
@@ -230,8 +232,20 @@ func sumCounts(m map[string]int) int {
 func TestEngineFailover(t *testing.T) {
 	watchdog(t, 3*time.Minute)
 	c := cluster.Start(t, 3)
-	// Every queued writer waits out each failover: one warning each would drown the log.
-	db := openSafe(t, c, "failover.db", "_slow_wait=off")
+	// Every queued writer waits out each failover: one warning each would drown the log. The
+	// holder's warning says what it waits for.
+	cfg, err := sqlitesafe.ParseDSN(dsn(c, "failover.db", "_slow_wait=off"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs dbtest.SyncBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	connector, err := sqlitesafe.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(connector)
+	t.Cleanup(func() { db.Close() })
 	db.SetMaxIdleConns(64)
 	for _, s := range mixedSchema {
 		mustExec(t, db, s)
@@ -289,6 +303,9 @@ func TestEngineFailover(t *testing.T) {
 	t.Logf("%d calls succeeded, %d failed %v; cluster stats %+v", ok, failed, errs, *st.Cluster)
 	if st.Cluster.LeaderChanges < 2 {
 		t.Errorf("Stats: %d leader changes, want at least 2", st.Cluster.LeaderChanges)
+	}
+	if !strings.Contains(logs.String(), "the writer is waiting for a new leader") {
+		t.Errorf("no warning says the writer waits for a new leader; the log:\n%s", logs.String())
 	}
 	found := false
 	for _, a := range sqlitesafe.AllStats() { // what the Prometheus collector and expvar read
