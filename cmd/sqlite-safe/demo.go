@@ -18,6 +18,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sqlitesafe/sqlitesafe/internal/textwrap"
+
 	_ "github.com/sqlitesafe/sqlitesafe" // registers "sqlite-safe"
 	"modernc.org/sqlite"                 // registers "sqlite"
 )
@@ -133,14 +135,14 @@ func demo(o demoOptions, stdout, stderr io.Writer) (ok bool, err error) {
 			return false, fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
-	fmt.Fprint(stdout, wrap(fmt.Sprintf("%d goroutines, %v per run; each goroutine: 3 of 4 operations a transaction "+
+	fmt.Fprint(stdout, textwrap.Wrap(fmt.Sprintf("%d goroutines, %v per run; each goroutine: 3 of 4 operations a transaction "+
 		"(SELECT balance, UPDATE balance+1) on 1 of %d accounts, 1 of 4 an INSERT; synchronous=%s "+
 		"for modernc tuned and sqlite-safe\n\n", o.goroutines, o.duration, numAccounts, o.sync), outputWidth))
 	writeTable(stdout, results)
 	fmt.Fprintln(stdout)
 	var reading strings.Builder
 	ok = writeReading(&reading, results)
-	fmt.Fprint(stdout, wrap(reading.String(), outputWidth))
+	fmt.Fprint(stdout, textwrap.Wrap(reading.String(), outputWidth))
 	if o.keep {
 		fmt.Fprintf(stdout, "\ndatabases kept in %s\n", dir)
 	}
@@ -543,32 +545,6 @@ func middle(i int) uint64 {
 // outputWidth is the widest line the demo prints: it fits an 80- or
 // 100-column terminal without wrapping there.
 const outputWidth = 100
-
-// wrap breaks each line of s longer than width at spaces, indenting the
-// continuation lines by two.
-func wrap(s string, width int) string {
-	var b strings.Builder
-	for i, line := range strings.Split(s, "\n") {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		col := 0
-		for j, word := range strings.Split(line, " ") {
-			switch {
-			case j == 0:
-			case col+1+len(word) > width:
-				b.WriteString("\n  ")
-				col = 2
-			default:
-				b.WriteByte(' ')
-				col++
-			}
-			b.WriteString(word)
-			col += len(word)
-		}
-	}
-	return b.String()
-}
 
 // isTerminal reports whether w is a terminal (a character device).
 func isTerminal(w io.Writer) bool {

@@ -30,6 +30,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sqlitesafe/sqlitesafe/internal/textwrap"
+
 	"github.com/canonical/go-dqlite/client"
 
 	_ "github.com/sqlitesafe/sqlitesafe"        // registers "sqlite-safe"
@@ -212,7 +214,7 @@ func demo(ctx context.Context, o options, logged *warnings, stdout, stderr io.Wr
 		}
 	}
 
-	fmt.Fprint(stdout, wrap(fmt.Sprintf("3 dqlite-demo nodes on 127.0.0.1; %d goroutines per run, each: of every 4 writes, 2 "+
+	fmt.Fprint(stdout, textwrap.Wrap(fmt.Sprintf("3 dqlite-demo nodes on 127.0.0.1; %d goroutines per run, each: of every 4 writes, 2 "+
 		"read-modify-write transactions (SELECT balance, UPDATE balance+1) on 1 of %d accounts, 1 autocommit increment "+
 		"(UPDATE counters SET v = v + 1), 1 autocommit INSERT; the leader SIGKILLed after %v, the run going on for %v "+
 		"after the writes resumed.\n\n", o.goroutines, numAccounts, o.duration, o.duration), outputWidth))
@@ -220,7 +222,7 @@ func demo(ctx context.Context, o options, logged *warnings, stdout, stderr io.Wr
 	fmt.Fprintln(stdout)
 	var reading strings.Builder
 	ok = writeReading(&reading, results)
-	fmt.Fprint(stdout, wrap(reading.String(), outputWidth))
+	fmt.Fprint(stdout, textwrap.Wrap(reading.String(), outputWidth))
 	return ok, nil
 }
 
@@ -499,28 +501,3 @@ func formatDuration(d time.Duration) string {
 
 // outputWidth is the widest line of prose the demo prints.
 const outputWidth = 100
-
-// wrap breaks each line of s longer than width at spaces, indenting the continuation lines by two.
-func wrap(s string, width int) string {
-	var b strings.Builder
-	for i, line := range strings.Split(s, "\n") {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		col := 0
-		for j, word := range strings.Split(line, " ") {
-			switch {
-			case j == 0:
-			case col+1+len(word) > width:
-				b.WriteString("\n  ")
-				col = 2
-			default:
-				b.WriteByte(' ')
-				col++
-			}
-			b.WriteString(word)
-			col += len(word)
-		}
-	}
-	return b.String()
-}
