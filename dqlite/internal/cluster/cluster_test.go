@@ -4,7 +4,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,22 +14,9 @@ import (
 	"time"
 
 	"github.com/canonical/go-dqlite/client"
-)
 
-// alive reports whether a process with pid exists and is not a zombie.
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// pid (comm) STATE ...; comm may hold spaces, so look after the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
+	"github.com/sqlitesafe/sqlitesafe/dqlite/internal/launch"
+)
 
 func TestStartKillRestart(t *testing.T) {
 	c := Start(t, 3)
@@ -61,7 +47,7 @@ func TestStartKillRestart(t *testing.T) {
 	leader := c.MustLeader(t)
 	pid := leader.PID()
 	c.Kill(t, leader)
-	if alive(pid) || leader.Running() {
+	if launch.Alive(pid) || leader.Running() {
 		t.Fatalf("leader pid %d still alive after Kill", pid)
 	}
 	next := c.MustLeader(t)
@@ -88,7 +74,7 @@ func TestStartKillRestart(t *testing.T) {
 	}
 	c.StopAll()
 	for _, p := range pids {
-		if alive(p) {
+		if launch.Alive(p) {
 			t.Errorf("pid %d alive after StopAll", p)
 		}
 	}
@@ -122,10 +108,10 @@ func TestNothingLeftRunning(t *testing.T) {
 			deadline := time.Now().Add(5 * time.Second)
 			for _, f := range fields {
 				pid, _ := strconv.Atoi(f)
-				for alive(pid) && time.Now().Before(deadline) {
+				for launch.Alive(pid) && time.Now().Before(deadline) {
 					time.Sleep(20 * time.Millisecond)
 				}
-				if alive(pid) {
+				if launch.Alive(pid) {
 					_ = syscall.Kill(pid, syscall.SIGKILL)
 					t.Errorf("node pid %d outlived the child test (mode %s)", pid, mode)
 				}

@@ -511,7 +511,7 @@ func ProcessesUnder(dir string) []int {
 			continue
 		}
 		args := strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00")
-		if len(args) == 0 || filepath.Base(args[0]) != Binary || !alive(pid) {
+		if len(args) == 0 || filepath.Base(args[0]) != Binary || !Alive(pid) {
 			continue
 		}
 		for _, a := range args[1:] {
@@ -524,8 +524,8 @@ func ProcessesUnder(dir string) []int {
 	return pids
 }
 
-// alive reports whether a process with pid exists and is not a zombie.
-func alive(pid int) bool {
+// Alive reports whether a process with pid exists and is not a zombie.
+func Alive(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {
 		return false
 	}

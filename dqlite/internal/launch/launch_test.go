@@ -45,7 +45,7 @@ func TestStartStop(t *testing.T) {
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if alive(pids[0]) || c.Nodes[0].Running() {
+	if Alive(pids[0]) || c.Nodes[0].Running() {
 		t.Fatalf("pid %d alive after Stop", pids[0])
 	}
 	if got := ProcessesUnder(dir); len(got) != 0 {
