@@ -631,6 +631,10 @@ func FuzzParseDSN(f *testing.F) {
 	for _, tt := range parseDSNErrorTests {
 		f.Add(tt.dsn)
 	}
+	for _, dsn := range []string{"dqlite://127.0.0.1:9001,127.0.0.1:9002/app.db?_busy_timeout=3s&_failover_timeout=30s",
+		"dqlite://h:1/my%20db?_fk=on&_pragma=cache_size(-2000)", "dqlite://h:1/db?_synchronous=FULL", "dqlite://h/db"} {
+		f.Add(dsn)
+	}
 	f.Fuzz(func(t *testing.T, dsn string) {
 		c, err := sqlitesafe.ParseDSN(dsn)
 		if err != nil {
