@@ -97,6 +97,11 @@ func (q *writeQueue) lock(ctx context.Context, timeout time.Duration, h holder) 
 	if err := q.admit(h); err != nil {
 		return err
 	}
+	if h.kind == holdClose && q.proc != nil {
+		// The cross-process lock may be kept from the last turn: a
+		// close neither needs it nor keeps other processes waiting.
+		q.proc.releaseIdle()
+	}
 	if err := q.takeProc(ctx, timeout, h); err != nil {
 		return err
 	}
@@ -176,7 +181,7 @@ func (q *writeQueue) unlockLocked() {
 		panic("sqlitesafe: unlock of an unlocked writer queue")
 	}
 	if q.holder.procHeld {
-		q.proc.release()
+		q.proc.done()
 	}
 	q.stats.holds.record(time.Since(q.holder.since))
 	if q.holder.kind == holdCheckpoint {
