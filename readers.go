@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
-	"runtime"
 	"sync"
 	"time"
 )
@@ -189,34 +188,13 @@ func (rp *readerPool) wakeLocked() {
 	}
 }
 
-// put gives back a reader that get returned. While a writer of the process
-// has held the writer lock for yieldAfter or more, the reading goroutine
-// then yields its processor: the holder, whom every other writer waits for,
-// runs as soon as it is ready instead of waiting for a goroutine that reads
-// on and on to be preempted (10 ms). Without it, 8 goroutines reading on 2
-// processors left one inserting goroutine a few thousand inserts a second:
-// each time the insert waited on one of SQLite's mutexes (Go mutexes in
-// modernc.org/sqlite, which the readers take too, and which let a running
-// goroutine take them before a woken one), the reader that let it go ran
-// on, and the insert waited for a processor.
+// put gives back a reader that get returned.
 func (rp *readerPool) put(p *phys) {
 	rp.giveBack(p, true)
-	f := rp.c.file
-	if f == nil {
-		return
+	if gate := rp.gate(); gate != nil {
+		gate.leave()
 	}
-	f.gate.leave()
-	q := &f.queue
-	at := q.grantedAt.Load()
-	if at == 0 || int64(time.Since(procStart))-at < int64(yieldAfter) {
-		return
-	}
-	runtime.Gosched()
 }
-
-// yieldAfter is how long a writer holds the lock before readers yield to
-// it: a lone insert holds it about 20 µs when it runs unhindered.
-const yieldAfter = 50 * time.Microsecond
 
 // oldest returns the reader that has been in use longest, if any: since
 // when, and where its read transaction began.

@@ -31,11 +31,6 @@ type writeQueue struct {
 
 	stats fileStats
 
-	// grantedAt is when the current holder was granted the lock, in
-	// nanoseconds since procStart, and 0 while the lock is free: for
-	// readers to look at without q.mu (see readerPool.put).
-	grantedAt atomic.Int64
-
 	mu      sync.Mutex
 	held    bool
 	holder  holder    // valid while held
@@ -77,9 +72,6 @@ type writeRequest struct {
 	out driver.Rows // a Query's rows, buffered
 	err error
 }
-
-// procStart is when the process began, as far as the queues' clocks go.
-var procStart = time.Now()
 
 // errProcTimeout marks a wait for the cross-process lock that ran out of
 // busy timeout.
@@ -134,7 +126,6 @@ func (q *writeQueue) admit(h holder) error {
 // grantLocked makes h the holder. q.mu must be held.
 func (q *writeQueue) grantLocked(h holder) {
 	q.held = true
-	q.grantedAt.Store(max(1, int64(time.Since(procStart))))
 	q.holder = h
 	q.stats.acquires.Add(1)
 }
@@ -200,7 +191,6 @@ func (q *writeQueue) unlockLocked() {
 	}
 	if len(q.waiters) == 0 {
 		q.held = false
-		q.grantedAt.Store(0)
 		q.holder = holder{}
 		return
 	}
