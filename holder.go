@@ -84,13 +84,6 @@ type callSite struct {
 	n   int
 }
 
-// captureSite records the stack of its caller's caller.
-func captureSite() callSite {
-	var s callSite
-	s.n = runtime.Callers(3, s.pcs[:])
-	return s
-}
-
 // infrastructure lists the packages whose frames are not the caller's code:
 // database/sql, this package, the driver wrappers that trace or hook calls
 // on their way to it, and the data libraries built on database/sql.

@@ -25,9 +25,14 @@ type phys struct {
 	beginner driver.ConnBeginTx
 	preparer driver.ConnPrepareContext
 
-	stmts  map[string]*cachedStmt
-	broken bool       // a statement left it in an unknown state: close, do not reuse
-	stats  *fileStats // counts its SQLITE_BUSY and SQLITE_LOCKED errors; may be nil
+	stmts map[string]*cachedStmt
+	// last is the cached statement found last, for lastQuery: a statement
+	// run again and again on the connection (a prepared one, a loop)
+	// finds it without hashing its text.
+	last      *cachedStmt
+	lastQuery string
+	broken    bool       // a statement left it in an unknown state: close, do not reuse
+	stats     *fileStats // counts its SQLITE_BUSY and SQLITE_LOCKED errors; may be nil
 
 	// A reader's borrowing, kept by its pool: since when, where a read
 	// transaction on it was begun (empty for a query), and its place in
@@ -115,10 +120,17 @@ func cacheable(info *stmtInfo) bool {
 // stmt returns the cached prepared statement for query, preparing it if need
 // be. It returns nil (and no error) when the statement is in use.
 func (p *phys) stmt(ctx context.Context, query string) (*cachedStmt, error) {
+	if cs := p.last; cs != nil && query == p.lastQuery {
+		if cs.inUse {
+			return nil, nil
+		}
+		return cs, nil
+	}
 	if cs, ok := p.stmts[query]; ok {
 		if cs.inUse {
 			return nil, nil
 		}
+		p.last, p.lastQuery = cs, query
 		return cs, nil
 	}
 	st, err := p.preparer.PrepareContext(ctx, query)
@@ -139,11 +151,13 @@ func (p *phys) stmt(ctx context.Context, query string) (*cachedStmt, error) {
 	}
 	cs := &cachedStmt{exec: ex, query: qu, close: st.Close}
 	p.stmts[query] = cs
+	p.last, p.lastQuery = cs, query
 	return cs, nil
 }
 
 // evict closes the cached statements that are not in use.
 func (p *phys) evict() {
+	p.last, p.lastQuery = nil, ""
 	for q, cs := range p.stmts {
 		if !cs.inUse {
 			cs.close()
@@ -273,6 +287,7 @@ func (p *phys) ensureNoTx() {
 
 // close closes the cached statements and the connection.
 func (p *phys) close() error {
+	p.last, p.lastQuery = nil, ""
 	for q, cs := range p.stmts {
 		cs.close()
 		delete(p.stmts, q)

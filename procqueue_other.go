@@ -23,6 +23,8 @@ func (l *procLock) acquire(ctx context.Context, timeout time.Duration) (bool, er
 }
 
 func (l *procLock) release()     {}
+func (l *procLock) done()        {}
+func (l *procLock) releaseIdle() {}
 func (l *procLock) close() error { return nil }
 
 func (l *procLock) holders() []int { return nil }

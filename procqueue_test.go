@@ -251,3 +251,97 @@ func TestLockFileFollowsDatabase(t *testing.T) {
 	check("found 0644", f)
 	f.Close()
 }
+
+// A turn's end keeps the lock for the process's next turn, and lets it go
+// once idle for lingerGrace; while another process waits, a turn's end lets
+// it go at once.
+func TestProcLockKeptBetweenTurns(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("the waiting flag needs Linux's open file description locks")
+	}
+	a, b := twoProcLocks(t)
+	ctx := context.Background()
+	if _, err := a.acquire(ctx, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a.done()
+	a.mu.Lock()
+	kept := a.held && a.idle
+	a.mu.Unlock()
+	if !kept {
+		t.Fatal("a let the lock go at the end of its turn with nobody waiting")
+	}
+	// The next turn takes it without waiting.
+	if waited, err := a.acquire(ctx, time.Second); err != nil || waited {
+		t.Fatalf("a's next turn: waited %v, %v", waited, err)
+	}
+	a.done()
+	// Idle, it is let go after lingerGrace: b gets it without a's help.
+	start := time.Now()
+	if _, err := b.acquire(ctx, 5*time.Second); err != nil {
+		t.Fatalf("b while a is idle: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("b waited %s for a lock a kept idle", d)
+	}
+	a.mu.Lock()
+	held := a.held
+	a.mu.Unlock()
+	if held {
+		t.Fatal("a thinks it holds the lock b has")
+	}
+	// Now a waits for b: b's turn ends and, b having seen a waiting,
+	// b lets go at once.
+	got := make(chan error, 1)
+	go func() {
+		_, err := a.acquire(ctx, 5*time.Second)
+		got <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		a.mu.Lock()
+		waiting := a.inflight != nil
+		a.mu.Unlock()
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a never waited")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.mu.Lock()
+	b.checked = time.Time{} // as if its last look was long ago
+	b.mu.Unlock()
+	b.done()
+	b.mu.Lock()
+	kept = b.held
+	b.mu.Unlock()
+	if kept {
+		t.Fatal("b kept the lock at the end of its turn while a waited")
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	a.release()
+}
+
+// A close lets go of a lock kept between turns: another process gets it at
+// once.
+func TestProcLockCloseLetsGo(t *testing.T) {
+	t.Parallel()
+	a, b := twoProcLocks(t)
+	if _, err := a.acquire(context.Background(), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a.done()
+	a.close()
+	b.mu.Lock()
+	b.openLocked()
+	err := flock(b.f, syscall.LOCK_EX|syscall.LOCK_NB)
+	b.mu.Unlock()
+	if err != nil {
+		t.Fatalf("the lock after a closed: %v", err)
+	}
+	flock(b.f, syscall.LOCK_UN)
+}

@@ -19,7 +19,17 @@ type readerPool struct {
 	waiters []chan *phys // FIFO; a nil send means "a slot is free, open one"
 	out     []*phys      // the readers in use, for the checkpointer's reports
 	closed  bool
+
+	// The most readers in use at once in the current window of
+	// peakWindow, which began at peakStart, and in the one before: the
+	// pool keeps that many idle (see idleCap).
+	peak, prevPeak int
+	peakStart      time.Time
 }
+
+// peakWindow is how long the pool remembers how many readers were in use
+// at once.
+const peakWindow = time.Second
 
 // get returns a reader, opening one if the cap allows, else waiting for one
 // to be put back (bounded by ctx and the busy timeout). While the
@@ -51,6 +61,24 @@ func (rp *readerPool) trackLocked(p *phys) {
 	p.since = time.Now()
 	p.outIdx = len(rp.out)
 	rp.out = append(rp.out, p)
+	rp.peak = max(rp.peak, len(rp.out))
+}
+
+// idleCap is how many readers the pool keeps idle, given that now is about
+// the time: _max_readers if set; otherwise as many as were in use at once
+// in the last second or two, and at least one per processor. Goroutines
+// preempted in the middle of a read each hold a reader, so more readers
+// than processors can be in use at once; a pool that closes the ones above
+// a fixed number opens them again a moment later, and opening one (with its
+// setup) costs a hundred reads. rp.mu is held.
+func (rp *readerPool) idleCap(now time.Time) int {
+	if rp.max > 0 {
+		return rp.maxIdle
+	}
+	if now.Sub(rp.peakStart) >= peakWindow {
+		rp.prevPeak, rp.peak, rp.peakStart = rp.peak, len(rp.out), now
+	}
+	return max(rp.maxIdle, rp.peak, rp.prevPeak)
 }
 
 // untrackLocked takes p off the list of readers in use. rp.mu is held.
@@ -205,6 +233,7 @@ func (rp *readerPool) giveBack(p *phys, untrack bool) {
 			p.broken = true
 		}
 	}
+	since := p.since
 	rp.mu.Lock()
 	if untrack {
 		rp.untrackLocked(p)
@@ -223,7 +252,7 @@ func (rp *readerPool) giveBack(p *phys, untrack bool) {
 		rp.mu.Unlock()
 		return
 	}
-	if len(rp.idle) >= rp.maxIdle {
+	if len(rp.idle) >= rp.idleCap(since) {
 		rp.open--
 		rp.mu.Unlock()
 		p.close()

@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,7 @@ type writeQueue struct {
 	held    bool
 	holder  holder    // valid while held
 	waiters []*waiter // FIFO; the head is served next
+	woken   int       // how many waiters the last batch ran and woke
 
 	// tick is how often the monitor checks for slow holders and waiters,
 	// in nanoseconds; 0 while there is no monitor.
@@ -96,6 +98,11 @@ func (q *writeQueue) lock(ctx context.Context, timeout time.Duration, h holder) 
 	}
 	if err := q.admit(h); err != nil {
 		return err
+	}
+	if h.kind == holdClose && q.proc != nil {
+		// The cross-process lock may be kept from the last turn: a
+		// close neither needs it nor keeps other processes waiting.
+		q.proc.releaseIdle()
 	}
 	if err := q.takeProc(ctx, timeout, h); err != nil {
 		return err
@@ -176,7 +183,7 @@ func (q *writeQueue) unlockLocked() {
 		panic("sqlitesafe: unlock of an unlocked writer queue")
 	}
 	if q.holder.procHeld {
-		q.proc.release()
+		q.proc.done()
 	}
 	q.stats.holds.record(time.Since(q.holder.since))
 	if q.holder.kind == holdCheckpoint {
@@ -296,8 +303,7 @@ func (q *writeQueue) submit(req *writeRequest, timeout time.Duration, h holder, 
 		if err := q.takeProc(req.ctx, timeout, h); err != nil {
 			return err
 		}
-		q.stats.writes.Add(1)
-		q.runBatch([]*writeRequest{req}, nil, run)
+		q.lead(req, run)
 		return nil
 	}
 	w := &waiter{ready: make(chan struct{}), h: h, req: req}
@@ -319,9 +325,25 @@ func (q *writeQueue) submit(req *writeRequest, timeout time.Duration, h holder, 
 	if err := q.takeProc(req.ctx, timeout, h); err != nil {
 		return err
 	}
+	q.lead(req, run)
+	return nil
+}
+
+// lead runs req, for which this goroutine holds the lock, and the requests
+// queued right behind it that can share its transaction. When the last
+// batch woke several writers, they are on their way back with their next
+// writes: the leader first yields its processor once, so that they can
+// queue behind it and share this commit instead of each paying one of its
+// own. (With 64 goroutines inserting on 2 cores, a third of the writes ran
+// alone before this, each one of the writers woken by a batch finding the
+// lock free.)
+func (q *writeQueue) lead(req *writeRequest, run func([]*writeRequest)) {
 	q.mu.Lock()
-	// This goroutine holds the lock: run its request, and the requests
-	// queued right behind it that can share its transaction.
+	if req.batch && q.woken >= gatherAfter {
+		q.mu.Unlock()
+		runtime.Gosched()
+		q.mu.Lock()
+	}
 	batch := []*writeRequest{req}
 	var taken []*waiter
 	if req.batch {
@@ -345,8 +367,11 @@ func (q *writeQueue) submit(req *writeRequest, timeout time.Duration, h holder, 
 	q.mu.Unlock()
 	q.stats.writes.Add(int64(len(batch)))
 	q.runBatch(batch, taken, run)
-	return nil
 }
+
+// gatherAfter is how many writers a batch must have woken for the next
+// leader to yield before it gathers its batch.
+const gatherAfter = 2
 
 // runBatch runs batch while holding the lock, then wakes the waiters whose
 // requests it ran and releases the lock. A panic in run still wakes them,
@@ -362,6 +387,7 @@ func (q *writeQueue) runBatch(batch []*writeRequest, taken []*waiter, run func([
 			w.state = waitDone
 			close(w.ready)
 		}
+		q.woken = len(taken)
 		q.unlockLocked()
 		q.mu.Unlock()
 		if r != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -46,6 +47,9 @@ func run(f Family, args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", time.Second, "how long the measured calls run")
 	warmup := fs.Duration("warmup", 200*time.Millisecond, "how long the same calls run, unmeasured, before")
 	prepare := fs.Int("prepare", 0, "create the template at -db with this many rows in t through -config, and exit")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the cell (warm-up and measured calls) to this file")
+	blockProfile := fs.String("blockprofile", "", "write a blocking profile of the cell to this file (every blocking event)")
+	mutexProfile := fs.String("mutexprofile", "", "write a mutex contention profile of the cell to this file (every event)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -73,7 +77,15 @@ func run(f Family, args []string, stdout, stderr io.Writer) int {
 		os.Exit(2)
 	})
 	defer watchdog.Stop()
+	stop, err := startProfiles(*cpuProfile, *blockProfile, *mutexProfile)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
 	res, err := runCell(f, open, cfg, wl, *path, *warmup, *duration)
+	if perr := stop(); perr != nil && err == nil {
+		err = perr
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -85,6 +97,52 @@ func run(f Family, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s\n", out)
 	return 0
+}
+
+// startProfiles starts the profiles asked for (a file name each, empty for
+// none); stop writes them.
+func startProfiles(cpu, block, mutex string) (stop func() error, err error) {
+	var cpuFile *os.File
+	if cpu != "" {
+		if cpuFile, err = os.Create(cpu); err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(cpuFile); err != nil {
+			cpuFile.Close()
+			return nil, err
+		}
+	}
+	if block != "" {
+		runtime.SetBlockProfileRate(1)
+	}
+	if mutex != "" {
+		runtime.SetMutexProfileFraction(1)
+	}
+	return func() error {
+		var first error
+		keep := func(err error) {
+			if first == nil {
+				first = err
+			}
+		}
+		if cpuFile != nil {
+			pprof.StopCPUProfile()
+			keep(cpuFile.Close())
+		}
+		for _, p := range []struct{ name, file string }{{"block", block}, {"mutex", mutex}} {
+			if p.file == "" {
+				continue
+			}
+			f, err := os.Create(p.file)
+			if err != nil {
+				keep(err)
+				continue
+			}
+			keep(pprof.Lookup(p.name).WriteTo(f, 0))
+			keep(f.Close())
+		}
+		return first
+	}, nil
 }
 
 // configNames returns the configurations of f, in the order of Configs.

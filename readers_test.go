@@ -1,0 +1,47 @@
+package sqlitesafe_test
+
+import (
+	"database/sql"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// Readers in use at once are kept for the next burst of reads, even past one
+// per processor: a burst as wide again opens no reader.
+func TestReadersKeptForTheNextBurst(t *testing.T) {
+	t.Parallel()
+	watchdog(t, time.Minute)
+	db := openSafe(t, dbPath(t))
+	db.SetMaxIdleConns(64)
+	mustExec(t, db, "CREATE TABLE t(x)")
+	mustExec(t, db, "INSERT INTO t VALUES (1), (2)")
+	wide := 2*runtime.GOMAXPROCS(0) + 4
+	burst := func() {
+		t.Helper()
+		var open []*sql.Rows
+		for range wide {
+			rows, err := db.Query("SELECT x FROM t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			open = append(open, rows)
+		}
+		for _, rows := range open {
+			if err := rows.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	burst()
+	first := mustStats(t, db)
+	if first.ReadersOpen != wide || first.ReadersIdle != wide {
+		t.Fatalf("after %d reads at once: %d readers open, %d idle; want %d and %d",
+			wide, first.ReadersOpen, first.ReadersIdle, wide, wide)
+	}
+	burst()
+	if second := mustStats(t, db); second.ReadersOpen != wide || second.ReadersIdle != wide {
+		t.Fatalf("after a second burst: %d readers open, %d idle; want %d and %d",
+			second.ReadersOpen, second.ReadersIdle, wide, wide)
+	}
+}
