@@ -28,13 +28,16 @@ import (
 // uses, and the WAL starts over from its beginning only when no reader uses
 // it at all. With reads that overlap (one always open), it never does, and
 // the -wal file grows without bound. The process's readers are all the
-// driver's: when the -wal passes a quarter of journal_size_limit (4 MiB while
-// no read is open), the checkpointer holds new read transactions of the
-// process back (the read gate), waits for the open ones to end (at most
-// maxReadHoldBack), and runs a TRUNCATE checkpoint under the writer queue
-// (at most checkpointQueueHold), letting the reads go as soon as every frame
-// is copied. Readers of other processes cannot be held back; they are
-// reported.
+// driver's: when the WAL's frames pass a quarter of journal_size_limit
+// (4 MiB while no read is open), the checkpointer holds new read
+// transactions of the process back (the read gate), waits for the open ones
+// to end (at most maxReadHoldBack), and runs a RESTART checkpoint under the
+// writer queue (at most checkpointQueueHold), letting the reads go as soon as
+// every frame is copied. The next writer then writes from the start of the
+// -wal file again, over the frames there: no file growth, which costs a
+// lone writer more than the checkpoints themselves. A -wal file past
+// journal_size_limit itself is truncated (TRUNCATE). Readers of other
+// processes cannot be held back; they are reported.
 
 const (
 	// maxReadHoldBack bounds how long new reads wait while a checkpoint
@@ -179,7 +182,8 @@ type checkpointer struct {
 	stop chan struct{} // closed to end the background goroutine; nil without one
 	done chan struct{} // closed when it has ended
 
-	limit atomic.Int64 // the -wal size past which reads are held back
+	limit     atomic.Int64 // the -wal size past which reads are held back
+	frameSize atomic.Int64 // the bytes of a WAL frame: the page size and a header of 24; 0 until known
 }
 
 // start runs the background checkpointer of the file, for handle c. The
@@ -242,6 +246,7 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 	const firstPause, maxPause = 250 * time.Millisecond, 5 * time.Second
 	pause := firstPause
 	var nextReset, blockedAt, lastRead time.Time
+	var sizeAtReset int64 // the -wal file's size after the last reset
 	for {
 		select {
 		case <-stop:
@@ -262,23 +267,45 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 		if k.f.gate.active.Load() > 0 {
 			lastRead = time.Now()
 		}
-		if limit := k.resetAt(time.Since(lastRead) > 100*time.Millisecond); limit > 0 && time.Now().After(nextReset) && walSize(k.f.key) > limit {
-			// TRUNCATE: the file's size is what says the WAL has grown.
-			if r, err := k.checkpoint(context.Background(), CheckpointTruncate); err != nil || r.Busy {
+		// The frames in the WAL (at the last PASSIVE) say how far it has
+		// grown since it last started over: a RESTART lets the next
+		// writer write from the start of the -wal file again, over what
+		// is there, which costs less than the file growth after a
+		// TRUNCATE. A file past journal_size_limit itself (a reset that
+		// reads kept from finishing) is truncated.
+		// Between two PASSIVEs the file's size tells what the frames
+		// cannot: a -wal growing past what it was at the last reset holds
+		// more frames than it did then.
+		limit := k.resetAt(time.Since(lastRead) > 100*time.Millisecond)
+		frames := int64(prev.Log) * k.frameSize.Load()
+		size := walSize(k.f.key)
+		tooBig := k.limit.Load() > 0 && size > 4*k.limit.Load()
+		if limit > 0 && time.Now().After(nextReset) && (frames > limit || size > limit && size > sizeAtReset || tooBig) {
+			mode := CheckpointRestart
+			if tooBig {
+				mode = CheckpointTruncate
+			}
+			if r, err := k.checkpoint(context.Background(), mode); err != nil || r.Busy {
 				blockedAt = time.Now()
 				nextReset = blockedAt.Add(pause)
 				pause = min(2*pause, maxPause)
 			} else {
 				pause = firstPause
+				sizeAtReset = walSize(k.f.key)
 			}
 			prev, lastPassive, passiveWrites = CheckpointResult{}, time.Now(), w
 		} else if w != passiveWrites && time.Since(lastPassive) >= passiveEvery {
 			passiveWrites, lastPassive = w, time.Now()
 			if r, err := k.checkpoint(context.Background(), CheckpointPassive); err == nil && r.Log >= 0 {
-				copied := r.Checkpointed
+				// The interval follows the frames written, or copied,
+				// since the last PASSIVE: readers that keep it from
+				// copying do not make the writes slower.
+				copied, grown := r.Checkpointed, r.Log
 				if r.Log >= prev.Log {
 					copied -= prev.Checkpointed
+					grown -= prev.Log
 				}
+				copied = max(copied, grown)
 				switch {
 				case copied > 2*targetFrames:
 					passiveEvery = max(passiveEvery/2, busyTick)
@@ -350,6 +377,13 @@ func (k *checkpointer) checkpoint(ctx context.Context, mode CheckpointMode) (Che
 	p, err := k.conn(ctx)
 	if err != nil {
 		return CheckpointResult{}, err
+	}
+	if k.frameSize.Load() == 0 {
+		if v, err := p.queryValue(ctx, "PRAGMA page_size"); err == nil {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+				k.frameSize.Store(n + 24)
+			}
+		}
 	}
 	r, err := runCheckpoint(ctx, p, CheckpointPassive, 0)
 	if err == nil && r.Log > r.Checkpointed {
