@@ -265,7 +265,7 @@ var dsnKeys = []dsnKey{
 		format: formatInt(func(c *Config) int { return c.MaxReaders })},
 	{name: "_process_queue", field: "DisableProcessQueue", values: valOnOff, def: "on",
 		doc: "`on`: the writers of every sqlite-safe process on the file also queue on an `flock` of `FILE-writer.lock`, taken before `BEGIN IMMEDIATE` " +
-			"and released after `COMMIT`/`ROLLBACK`; waiters sleep in the kernel, a dead process drops the lock. See [Several processes](#several-processes).",
+			"and released after `COMMIT`/`ROLLBACK` (kept up to 250 µs for the process's next write while no other process waits); waiters sleep in the kernel, a dead process drops the lock. See [Several processes](#several-processes).",
 		flag: func(c *Config) *bool { return &c.DisableProcessQueue }, on: "off"},
 	{name: "_network_fs", field: "AllowNetworkFS", values: "refuse or allow", def: "refuse",
 		doc: "A database on NFS, SMB/CIFS, 9p, sshfs or another network or FUSE file system is refused at open (`ErrNetworkFS`): " +

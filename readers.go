@@ -252,14 +252,22 @@ func (rp *readerPool) giveBack(p *phys, untrack bool) {
 		rp.mu.Unlock()
 		return
 	}
-	if len(rp.idle) >= rp.idleCap(since) {
-		rp.open--
+	limit := rp.idleCap(since)
+	if len(rp.idle) < limit {
+		rp.idle = append(rp.idle, p)
 		rp.mu.Unlock()
-		p.close()
 		return
 	}
-	rp.idle = append(rp.idle, p)
+	// Over the cap: close this reader, and the idle ones a burst left
+	// that the last two windows did not need.
+	surplus := append([]*phys{p}, rp.idle[limit:]...)
+	clear(rp.idle[limit:])
+	rp.idle = rp.idle[:limit]
+	rp.open -= len(surplus)
 	rp.mu.Unlock()
+	for _, p := range surplus {
+		p.close()
+	}
 }
 
 // counts returns the number of readers open and idle.

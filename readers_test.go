@@ -45,3 +45,46 @@ func TestReadersKeptForTheNextBurst(t *testing.T) {
 			second.ReadersOpen, second.ReadersIdle, wide, wide)
 	}
 }
+
+// The readers a burst left idle are closed once bursts that wide are
+// over: two windows later, reads one at a time leave one per processor or
+// two.
+func TestReadersIdleShrinkAfterTheBurst(t *testing.T) {
+	t.Parallel()
+	watchdog(t, time.Minute)
+	db := openSafe(t, dbPath(t))
+	db.SetMaxIdleConns(64)
+	mustExec(t, db, "CREATE TABLE t(x)")
+	mustExec(t, db, "INSERT INTO t VALUES (1)")
+	wide := 2*runtime.GOMAXPROCS(0) + 4
+	var open []*sql.Rows
+	for range wide {
+		rows, err := db.Query("SELECT x FROM t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, rows)
+	}
+	for _, rows := range open {
+		rows.Close()
+	}
+	if st := mustStats(t, db); st.ReadersIdle != wide {
+		t.Fatalf("%d readers idle after the burst, want %d", st.ReadersIdle, wide)
+	}
+	want := max(2, runtime.GOMAXPROCS(0))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var x int
+		if err := db.QueryRow("SELECT x FROM t").Scan(&x); err != nil {
+			t.Fatal(err)
+		}
+		st := mustStats(t, db)
+		if st.ReadersOpen <= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d readers open 10 s after the burst, want %d at most", st.ReadersOpen, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
