@@ -305,7 +305,7 @@ func (c *connector) openRemoteOnce(ctx context.Context, reader bool) (*phys, err
 	if reader {
 		role = engine.Reader
 	}
-	p, err := openRemote(ctx, c.db, role)
+	p, err := openEngineConn(ctx, c.db, role)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitesafe: open %s: %w", c.name, err)
 	}

@@ -82,8 +82,8 @@ func openPhys(name string) (*phys, error) {
 	return newPhys(conn)
 }
 
-// openRemote opens a connection of the engine's database db.
-func openRemote(ctx context.Context, db engine.Database, role engine.Role) (*phys, error) {
+// openEngineConn opens a connection of the engine's database db.
+func openEngineConn(ctx context.Context, db engine.Database, role engine.Role) (*phys, error) {
 	conn, err := db.Open(ctx, role)
 	if err != nil {
 		return nil, err

@@ -27,6 +27,23 @@ func twoProcLocks(t *testing.T) (a, b *procLock) {
 	return a, b
 }
 
+// waitInflight waits until l has an acquire in flight (at most 5 s).
+func waitInflight(t *testing.T, l *procLock, name string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		l.mu.Lock()
+		waiting := l.inflight != nil
+		l.mu.Unlock()
+		if waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(name + " never waited")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestProcLockExcludes(t *testing.T) {
 	t.Parallel()
 	a, b := twoProcLocks(t)
@@ -172,18 +189,7 @@ func TestProcLockYieldsToWaiters(t *testing.T) {
 		_, err := b.acquire(ctx, 5*time.Second)
 		got <- err
 	}()
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		b.mu.Lock()
-		waiting := b.inflight != nil
-		b.mu.Unlock()
-		if waiting {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("b never waited")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitInflight(t, b, "b")
 	if yield(fairSlice / 2) {
 		t.Error("a yields before its slice is over")
 	}
@@ -298,18 +304,7 @@ func TestProcLockKeptBetweenTurns(t *testing.T) {
 		_, err := a.acquire(ctx, 5*time.Second)
 		got <- err
 	}()
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		a.mu.Lock()
-		waiting := a.inflight != nil
-		a.mu.Unlock()
-		if waiting {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a never waited")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitInflight(t, a, "a")
 	b.mu.Lock()
 	b.checked = time.Time{} // as if its last look was long ago
 	b.mu.Unlock()

@@ -108,7 +108,9 @@ func (db *database) Open(ctx context.Context, role engine.Role) (engine.Conn, er
 		return nil, fmt.Errorf("sqlitesafe: dqlite: unexpected connection type %T", dc)
 	}
 	if role == engine.Writer {
-		db.noteLeader(ctx)
+		// A connection of its own to ask: not on the way of the write
+		// that waits for this one (after a failover, every write does).
+		go db.noteLeader(context.WithoutCancel(ctx))
 	}
 	return &conn{db: db, c: c}, nil
 }

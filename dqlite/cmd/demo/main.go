@@ -32,8 +32,6 @@ import (
 
 	"github.com/sqlitesafe/sqlitesafe/internal/textwrap"
 
-	"github.com/canonical/go-dqlite/client"
-
 	_ "github.com/sqlitesafe/sqlitesafe"        // registers "sqlite-safe"
 	_ "github.com/sqlitesafe/sqlitesafe/dqlite" // registers the dqlite:// scheme with it
 
@@ -355,17 +353,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// storeOf is a node store of addrs, for go-dqlite's driver.
-func storeOf(addrs []string) client.NodeStore {
-	infos := make([]client.NodeInfo, len(addrs))
-	for i, a := range addrs {
-		infos[i] = client.NodeInfo{Address: a}
-	}
-	store := client.NewInmemNodeStore()
-	_ = store.Set(context.Background(), infos)
-	return store
 }
 
 // writeTable writes the results side by side, one column per run.

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sqlitesafe/sqlitesafe/dqlite/internal/launch"
+
 	dqdriver "github.com/canonical/go-dqlite/driver"
 )
 
@@ -92,7 +94,7 @@ var setups = []setup{
 
 // openPlain opens name through go-dqlite's driver package with its defaults.
 func openPlain(addrs []string, name, _ string) (*sql.DB, error) {
-	drv, err := dqdriver.New(storeOf(addrs))
+	drv, err := dqdriver.New(launch.StoreOf(addrs))
 	if err != nil {
 		return nil, err
 	}

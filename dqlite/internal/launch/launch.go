@@ -316,8 +316,10 @@ func (c *Cluster) Addresses() []string {
 }
 
 // Store is a node store holding every node's DB address, for go-dqlite's client and driver.
-func (c *Cluster) Store() client.NodeStore {
-	addrs := c.Addresses()
+func (c *Cluster) Store() client.NodeStore { return StoreOf(c.Addresses()) }
+
+// StoreOf is a node store of the DB addresses addrs.
+func StoreOf(addrs []string) client.NodeStore {
 	infos := make([]client.NodeInfo, len(addrs))
 	for i, a := range addrs {
 		infos[i] = client.NodeInfo{Address: a}
