@@ -429,7 +429,10 @@ func (c *connector) runBatch(batch []*writeRequest) {
 	}
 	bg := context.Background()
 	if err := w.run(bg, "BEGIN IMMEDIATE"); err != nil {
-		err = fmt.Errorf("sqlitesafe: begin a group commit on %s: %w", c.name, err)
+		// Nothing of the batch ran. On a cluster whose leader is gone
+		// the writes are not committed, and runRemoteBatch runs them
+		// again on the new leader.
+		err = notCommitted(fmt.Errorf("sqlitesafe: begin a group commit on %s: %w", c.name, err))
 		for _, r := range batch {
 			r.err = err
 		}
@@ -492,7 +495,11 @@ func runAlone(c *connector, w *phys, batch []*writeRequest) {
 	for _, r := range batch {
 		if w.broken {
 			c.dropWriter()
-			r.res, r.out, r.err = nil, nil, fmt.Errorf("sqlitesafe: the writer connection of %s failed; the write did not run", c.name)
+			err := fmt.Errorf("sqlitesafe: the writer connection of %s failed; the write did not run", c.name)
+			if c.db != nil {
+				err = fmt.Errorf("%w: %w", ErrNotCommitted, err) // run again on the new leader
+			}
+			r.res, r.out, r.err = nil, nil, err
 			continue
 		}
 		r.res, r.out, r.err = runWrite(w, r.call)

@@ -321,6 +321,60 @@ func TestEngineFailover(t *testing.T) {
 	}
 }
 
+// TestEngineGroupCommitAfterLeaderLoss: a group commit whose writer connection is to a leader that
+// has just been killed (its BEGIN IMMEDIATE is the request that finds the connection gone) runs
+// again on the new leader: every write of it succeeds, once. Two handles on one database share
+// its writer queue, so a transaction on one holds the other's writes, idle writer and all, in the
+// queue while the leader is killed.
+func TestEngineGroupCommitAfterLeaderLoss(t *testing.T) {
+	watchdog(t, 2*time.Minute)
+	c := cluster.Start(t, 3)
+	a, b := openSafe(t, c, "group.db"), openSafe(t, c, "group.db")
+	mustExec(t, a, "CREATE TABLE t (k INTEGER PRIMARY KEY)")
+	mustExec(t, b, "INSERT INTO t VALUES (0)") // b's writer is now connected to the leader
+	tx, err := a.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	errs := make(chan error, n)
+	for k := 1; k <= n; k++ {
+		go func() {
+			_, err := b.Exec("INSERT INTO t VALUES (?)", k)
+			errs <- err
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		st, err := sqlitesafe.GetStats(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.QueueDepth == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes queued behind the transaction, want %d", st.QueueDepth, n)
+		}
+	}
+	c.Kill(t, c.MustLeader(t))
+	_ = tx.Rollback() // its connection is gone: the error says so; the queue is released
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("a write of the group commit failed: %v", err)
+		}
+	}
+	if got := count(t, b, "SELECT count(*) FROM t"); got != n+1 {
+		t.Errorf("%d rows, want %d", got, n+1)
+	}
+	st, err := sqlitesafe.GetStats(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GroupCommits == 0 || st.Cluster.WritesRerun == 0 {
+		t.Errorf("group commits %d, writes rerun %d: the writes were not run as a group commit rerun after the loss", st.GroupCommits, st.Cluster.WritesRerun)
+	}
+}
+
 // TestEngineTwoProcesses: this process and a child, 8 goroutines of increments each, on one
 // database: every one succeeds, the counter is exact.
 func TestEngineTwoProcesses(t *testing.T) {
