@@ -384,6 +384,25 @@ func runRemoteWrite(p *phys, op call) (driver.Result, driver.Rows, error) {
 	return res, rows, notCommitted(err)
 }
 
+// beginAgain reports whether to send a transaction's BEGIN again after it
+// failed with err, having moved t to a writer connected to the leader of the
+// moment: on a cluster, when the BEGIN found the shared writer's connection
+// lost (a failover), which leaves nothing begun. It does so twice at most;
+// each new writer waits up to the failover timeout for a leader.
+func (c *connector) beginAgain(ctx context.Context, t *txState, err error, tries *int) bool {
+	if c.db == nil || !t.locked || t.ph != c.writer || !isLost(err) || *tries >= 2 {
+		return false
+	}
+	*tries++
+	t.ph.broken = true
+	w, werr := c.sharedWriter(ctx)
+	if werr != nil {
+		return false
+	}
+	t.ph = w
+	return true
+}
+
 // runRemoteBatch runs a batch of autocommit writes on a cluster's writer,
 // as runBatch does, and runs again, on a writer connected to the leader of
 // the moment, the writes the engine found not committed after their

@@ -96,8 +96,14 @@ func (c *conn) onTxControl(op call) (driver.Result, driver.Rows, error) {
 	c.tx = t
 	t.text = true
 	res, err := t.ph.exec(op.ctx, op.query, op.info, op.args)
+	for tries := 0; err != nil && op.info.flags&flagMulti == 0 && c.c.beginAgain(op.ctx, t, err, &tries); {
+		res, err = t.ph.exec(op.ctx, op.query, op.info, op.args)
+	}
 	c.checkTextTx()
 	if err != nil {
+		if op.info.flags&flagMulti == 0 {
+			err = notCommitted(err) // a lone BEGIN or SAVEPOINT began nothing
+		}
 		return nil, nil, c.c.readOnlyError(err)
 	}
 	if op.rows {
@@ -184,11 +190,15 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if err != nil {
 		return nil, err
 	}
-	dtx, err := t.ph.beginner.BeginTx(ctx, driver.TxOptions{ReadOnly: opts.ReadOnly || c.c.readOnly})
+	dopts := driver.TxOptions{ReadOnly: opts.ReadOnly || c.c.readOnly}
+	dtx, err := t.ph.beginner.BeginTx(ctx, dopts)
+	for tries := 0; err != nil && c.c.beginAgain(ctx, t, err, &tries); {
+		dtx, err = t.ph.beginner.BeginTx(ctx, dopts)
+	}
 	if err != nil {
 		t.ph.ensureNoTx()
 		c.release(t)
-		return nil, c.c.busyError(err)
+		return nil, c.c.busyError(notCommitted(err))
 	}
 	t.dtx = dtx
 	t.readOnly = opts.ReadOnly

@@ -27,7 +27,8 @@
 // reading the marker, so a write reported successful committed once, and a write reported failed
 // did not commit: sqlitesafe.ErrNotCommitted, or sqlitesafe.ErrOutcomeUnknown when no leader
 // answered within the failover timeout (DSN key _failover_timeout, default 20 s). Autocommit
-// writes found not committed are run again by the driver. driver.ErrBadConn never reaches
+// writes found not committed are run again by the driver, and a BEGIN that finds its connection
+// lost is sent again on a connection to the new leader. driver.ErrBadConn never reaches
 // database/sql once a request may have reached a node. "database is locked" from another client
 // at BEGIN IMMEDIATE is waited out within the busy timeout. Foreign keys are off unless the DSN
 // asks (_foreign_keys=on), as in SQLite. The statements that abort a dqlite 1.11 leader never

@@ -321,52 +321,103 @@ func TestEngineFailover(t *testing.T) {
 	}
 }
 
-// TestEngineGroupCommitAfterLeaderLoss: a group commit whose writer connection is to a leader that
-// has just been killed (its BEGIN IMMEDIATE is the request that finds the connection gone) runs
-// again on the new leader: every write of it succeeds, once. Two handles on one database share
-// its writer queue, so a transaction on one holds the other's writes, idle writer and all, in the
-// queue while the leader is killed.
-func TestEngineGroupCommitAfterLeaderLoss(t *testing.T) {
+// TestEngineQueuedWritesAfterLeaderLoss: writes queued on handles whose writer connections are to
+// a leader that has just been killed, each finding the connection gone with its first request, run
+// on the new leader: a group commit (its BEGIN IMMEDIATE), a BeginTx and a typed BEGIN; every one
+// succeeds, once. Handles on one database share its writer queue, so a transaction on one holds
+// the others' writes, idle writers and all, in the queue while the leader is killed.
+func TestEngineQueuedWritesAfterLeaderLoss(t *testing.T) {
 	watchdog(t, 2*time.Minute)
 	c := cluster.Start(t, 3)
-	a, b := openSafe(t, c, "group.db"), openSafe(t, c, "group.db")
-	mustExec(t, a, "CREATE TABLE t (k INTEGER PRIMARY KEY)")
-	mustExec(t, b, "INSERT INTO t VALUES (0)") // b's writer is now connected to the leader
+	a := openSafe(t, c, "queued.db")
+	mustExec(t, a, "CREATE TABLE t (k TEXT PRIMARY KEY)")
+	const grouped = 4
+	type write struct {
+		name string
+		db   *sql.DB
+		run  func(db *sql.DB, key string) error
+		n    int
+	}
+	ctx := context.Background()
+	writes := []*write{
+		{name: "group commit", n: grouped, run: func(db *sql.DB, key string) error {
+			_, err := db.Exec("INSERT INTO t VALUES (?)", key)
+			return err
+		}},
+		{name: "BeginTx", n: 1, run: func(db *sql.DB, key string) error {
+			tx, err := db.Begin()
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec("INSERT INTO t VALUES (?)", key); err != nil {
+				tx.Rollback()
+				return err
+			}
+			return tx.Commit()
+		}},
+		{name: "typed BEGIN", n: 1, run: func(db *sql.DB, key string) error {
+			sc, err := db.Conn(ctx)
+			if err != nil {
+				return err
+			}
+			defer sc.Close()
+			for _, q := range []string{"BEGIN", "INSERT INTO t VALUES ('" + key + "')", "COMMIT"} {
+				if _, err := sc.ExecContext(ctx, q); err != nil {
+					sc.ExecContext(ctx, "ROLLBACK")
+					return err
+				}
+			}
+			return nil
+		}},
+	}
+	want := 0
+	for _, w := range writes {
+		w.db = openSafe(t, c, "queued.db")
+		if err := w.run(w.db, w.name+" warm-up"); err != nil { // its writer is now connected to the leader
+			t.Fatalf("%s: %v", w.name, err)
+		}
+		want++
+	}
 	tx, err := a.Begin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 4
-	errs := make(chan error, n)
-	for k := 1; k <= n; k++ {
-		go func() {
-			_, err := b.Exec("INSERT INTO t VALUES (?)", k)
-			errs <- err
-		}()
+	type result struct {
+		w   *write
+		err error
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		st, err := sqlitesafe.GetStats(b)
-		if err != nil {
-			t.Fatal(err)
+	results := make(chan result, grouped+2)
+	queued := 0
+	for _, w := range writes {
+		for i := range w.n {
+			queued++
+			want++
+			go func() { results <- result{w, w.run(w.db, fmt.Sprintf("%s %d", w.name, i))} }()
 		}
-		if st.QueueDepth == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d writes queued behind the transaction, want %d", st.QueueDepth, n)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			st, err := sqlitesafe.GetStats(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.QueueDepth == queued {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writes queued behind the transaction, want %d", st.QueueDepth, queued)
+			}
 		}
 	}
 	c.Kill(t, c.MustLeader(t))
 	_ = tx.Rollback() // its connection is gone: the error says so; the queue is released
-	for range n {
-		if err := <-errs; err != nil {
-			t.Errorf("a write of the group commit failed: %v", err)
+	for range queued {
+		if r := <-results; r.err != nil {
+			t.Errorf("%s: %v", r.w.name, r.err)
 		}
 	}
-	if got := count(t, b, "SELECT count(*) FROM t"); got != n+1 {
-		t.Errorf("%d rows, want %d", got, n+1)
+	if got := count(t, a, "SELECT count(*) FROM t"); got != want {
+		t.Errorf("%d rows, want %d", got, want)
 	}
-	st, err := sqlitesafe.GetStats(b)
+	st, err := sqlitesafe.GetStats(writes[0].db)
 	if err != nil {
 		t.Fatal(err)
 	}
