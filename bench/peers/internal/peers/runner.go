@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"time"
 )
@@ -50,6 +51,7 @@ func run(f Family, args []string, stdout, stderr io.Writer) int {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the cell (warm-up and measured calls) to this file")
 	blockProfile := fs.String("blockprofile", "", "write a blocking profile of the cell to this file (every blocking event)")
 	mutexProfile := fs.String("mutexprofile", "", "write a mutex contention profile of the cell to this file (every event)")
+	traceFile := fs.String("trace", "", "write an execution trace of the cell to this file (go tool trace)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -77,7 +79,7 @@ func run(f Family, args []string, stdout, stderr io.Writer) int {
 		os.Exit(2)
 	})
 	defer watchdog.Stop()
-	stop, err := startProfiles(*cpuProfile, *blockProfile, *mutexProfile)
+	stop, err := startProfiles(*cpuProfile, *blockProfile, *mutexProfile, *traceFile)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -101,14 +103,23 @@ func run(f Family, args []string, stdout, stderr io.Writer) int {
 
 // startProfiles starts the profiles asked for (a file name each, empty for
 // none); stop writes them.
-func startProfiles(cpu, block, mutex string) (stop func() error, err error) {
-	var cpuFile *os.File
+func startProfiles(cpu, block, mutex, traceOut string) (stop func() error, err error) {
+	var cpuFile, traceFile *os.File
 	if cpu != "" {
 		if cpuFile, err = os.Create(cpu); err != nil {
 			return nil, err
 		}
 		if err := pprof.StartCPUProfile(cpuFile); err != nil {
 			cpuFile.Close()
+			return nil, err
+		}
+	}
+	if traceOut != "" {
+		if traceFile, err = os.Create(traceOut); err != nil {
+			return nil, err
+		}
+		if err := trace.Start(traceFile); err != nil {
+			traceFile.Close()
 			return nil, err
 		}
 	}
@@ -128,6 +139,10 @@ func startProfiles(cpu, block, mutex string) (stop func() error, err error) {
 		if cpuFile != nil {
 			pprof.StopCPUProfile()
 			keep(cpuFile.Close())
+		}
+		if traceFile != nil {
+			trace.Stop()
+			keep(traceFile.Close())
 		}
 		for _, p := range []struct{ name, file string }{{"block", block}, {"mutex", mutex}} {
 			if p.file == "" {
