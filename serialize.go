@@ -49,6 +49,7 @@ type waiter struct {
 	state  waitState     // guarded by writeQueue.mu
 	warned bool          // the slow-wait warning for it is out; guarded by writeQueue.mu
 	h      holder        // what it will be once it holds the lock
+	prev   holder        // the holder that granted it the lock, as it released it
 	req    *writeRequest // nil for a plain lock waiter
 }
 
@@ -198,6 +199,7 @@ func (q *writeQueue) unlockLocked() {
 	q.waiters[0] = nil
 	q.waiters = q.waiters[1:]
 	w.state = waitGranted
+	w.prev = q.holder
 	q.grantLocked(w.h)
 	q.holder.since = time.Now()
 	close(w.ready)
@@ -220,11 +222,20 @@ func (q *writeQueue) wait(ctx context.Context, timeout time.Duration, w *waiter)
 	case <-timer.C:
 	}
 	q.mu.Lock()
+	var (
+		e           *LockTimeoutError
+		procWaiting bool
+	)
 	switch w.state {
 	case waitQueued:
 		q.remove(w)
+		e = timeoutError(q.file, time.Since(start), cause, q.held, q.holder)
+		procWaiting = q.held && q.holder.procWaiting
 	case waitGranted:
-		// Granted as the wait ran out: pass the lock on.
+		// Granted as the wait ran out: pass the lock on. What made it
+		// wait is the holder that released it just now.
+		e = timeoutError(q.file, time.Since(start), cause, true, w.prev)
+		procWaiting = w.prev.procWaiting
 		q.unlockLocked()
 	case waitTaken, waitDone:
 		// A batch has the request; its result is coming.
@@ -233,8 +244,6 @@ func (q *writeQueue) wait(ctx context.Context, timeout time.Duration, w *waiter)
 		q.stats.waits.record(time.Since(start))
 		return nil
 	}
-	e := q.timeoutError(time.Since(start), cause)
-	procWaiting := q.held && q.holder.procWaiting
 	q.mu.Unlock()
 	q.stats.timeouts.Add(1)
 	if e.Holder != "" {
@@ -276,13 +285,15 @@ func (q *writeQueue) remove(w *waiter) {
 	}
 }
 
-// timeoutError describes a wait that ran out. q.mu must be held.
-func (q *writeQueue) timeoutError(waited time.Duration, cause error) *LockTimeoutError {
-	e := &LockTimeoutError{File: q.file, Waited: waited, cause: cause}
-	if q.held {
-		e.Holder = q.holder.kind.String()
-		e.HolderSite = q.holder.site.String()
-		e.HeldFor = time.Since(q.holder.since)
+// timeoutError describes a wait for the writer lock of file that ran out
+// after waited, for cause (nil for the timeout), while h held the lock (when
+// held).
+func timeoutError(file string, waited time.Duration, cause error, held bool, h holder) *LockTimeoutError {
+	e := &LockTimeoutError{File: file, Waited: waited, cause: cause}
+	if held {
+		e.Holder = h.kind.String()
+		e.HolderSite = h.site.String()
+		e.HeldFor = time.Since(h.since)
 	}
 	return e
 }

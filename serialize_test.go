@@ -71,6 +71,38 @@ func TestQueueFIFO(t *testing.T) {
 	}
 }
 
+// TestQueueTimeoutAsGranted: a waiter granted the lock just as its wait ran
+// out passes the lock on, and its error names the holder that made it wait
+// (not nobody, or the waiter served next).
+func TestQueueTimeoutAsGranted(t *testing.T) {
+	t.Parallel()
+	q := &writeQueue{file: "test.db"}
+	first := holderHere(holdTx)
+	if err := q.lock(context.Background(), time.Minute, first); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- q.lock(context.Background(), 50*time.Millisecond, holderHere(holdExec)) }()
+	untilWaiting(t, q, 1)
+	// Hold the queue's mutex across the end of the wait, and release the
+	// lock only then: the waiter finds itself granted after its timer.
+	q.mu.Lock()
+	time.Sleep(150 * time.Millisecond)
+	q.unlockLocked()
+	q.mu.Unlock()
+	err := <-errc
+	var lt *LockTimeoutError
+	if !errors.As(err, &lt) {
+		t.Fatalf("got %v, want a *LockTimeoutError", err)
+	}
+	if lt.Holder != first.kind.String() || lt.HolderSite != first.site.String() {
+		t.Errorf("the error names holder %q at %q, want %q at %q: %v", lt.Holder, lt.HolderSite, first.kind, first.site.String(), err)
+	}
+	if held, _, w := q.snapshot(); held || w != 0 {
+		t.Fatalf("afterwards: held %v, %d waiting; the lock was not passed on", held, w)
+	}
+}
+
 func TestQueueWaitEnds(t *testing.T) {
 	t.Parallel()
 	q := &writeQueue{file: "test.db"}
