@@ -191,6 +191,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+
+	_ "github.com/sqlitesafe/sqlitesafe/internal/sqlitesched" // before SQLite initializes
 )
 
 // DriverName is the name the driver is registered under.

@@ -1,0 +1,389 @@
+// Package sqlitesched fits SQLite's mutexes and sleeps, as modernc.org/sqlite
+// runs them, to Go's scheduler. Importing it configures SQLite for the whole
+// process, once, before SQLite is initialized.
+//
+// modernc.org/sqlite's SQLite for Linux takes pthread mutexes, which
+// modernc.org/libc makes of sync.Mutex. Every connection of a process shares
+// some of them: the page cache's (one for all databases: the library is built
+// with SQLITE_ENABLE_MEMORY_MANAGEMENT) and each database's wal-index mutex,
+// taken twice by every read transaction and many times by every write. Under
+// many reading goroutines and a writing one they go into sync.Mutex's
+// starvation mode, in which every Unlock hands the mutex to the next waiter
+// and gives up the processor: the writer, which takes them most often, waits
+// behind the readers once per release. The mutexes installed here
+// (SQLITE_CONFIG_MUTEX) are taken by compare-and-swap, spin briefly while the
+// holder (which holds them for well under a microsecond) runs, then yield
+// the processor a few times, then park until released; a release never gives
+// the processor away.
+//
+// SQLite's unix VFS sleeps with nanosleep, blocking the thread: between the
+// retries of a read transaction whose start found the wal-index changing it
+// sleeps 1 µs ("more of a scheduler yield than an actual delay", says
+// SQLite), which nanosleep makes 50 µs or more of a thread held idle. The
+// VFS's xSleep is replaced by one that yields the processor for such delays
+// and parks the goroutine (time.Sleep) for longer ones, such as the busy
+// handler's.
+//
+// SQLite accepts SQLITE_CONFIG_MUTEX only before it is initialized. If it was
+// initialized first (by another package's init), SQLite keeps its own
+// mutexes, which are correct too; Installed reports false.
+package sqlitesched
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"modernc.org/libc"
+	"modernc.org/libc/sys/types"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+var (
+	mutexes atomic.Bool // Install configured SQLite's mutexes
+	sleeps  atomic.Bool // Install replaced the unix VFS's xSleep
+)
+
+// Installed reports whether SQLite runs on this package's mutexes.
+func Installed() bool { return mutexes.Load() }
+
+// SleepInstalled reports whether the unix VFS sleeps through this package.
+func SleepInstalled() bool { return sleeps.Load() }
+
+func init() { install() }
+
+// install configures SQLite's mutexes, initializes SQLite and replaces the
+// unix VFSes' xSleep. Each step that fails leaves SQLite as it was.
+func install() {
+	tls := libc.NewTLS()
+	defer tls.Close()
+	if configureMutexes(tls) {
+		mutexes.Store(true)
+	}
+	if sqlite3.Xsqlite3_initialize(tls) != sqlite3.SQLITE_OK {
+		return
+	}
+	first := sqlite3.Xsqlite3_vfs_find(tls, 0)
+	if first == 0 {
+		return
+	}
+	unixSleep := vfsAt(first).FxSleep
+	for p := first; p != 0; p = vfsAt(p).FpNext {
+		if v := vfsAt(p); v.FxSleep == unixSleep {
+			v.FxSleep = cfunc(sleep)
+		}
+	}
+	sleeps.Store(true)
+}
+
+// at returns the memory at p, an address in libc's heap or in SQLite's
+// static data (never in Go's heap), as a *T.
+func at[T any](p uintptr) *T { return (*T)(unsafe.Add(unsafe.Pointer(nil), p)) }
+
+func vfsAt(p uintptr) *sqlite3.Tsqlite3_vfs { return at[sqlite3.Tsqlite3_vfs](p) }
+
+// cfunc is the C function pointer of f as modernc.org/sqlite's transpiled
+// code calls one: the address of the function value, which for a top-level
+// function is static.
+func cfunc[T any](f T) uintptr { return *(*uintptr)(unsafe.Pointer(&struct{ f T }{f})) }
+
+// configureMutexes gives SQLite this package's mutex methods.
+func configureMutexes(tls *libc.TLS) bool {
+	for i := sqlite3.SQLITE_MUTEX_STATIC_MAIN; i < len(statics); i++ {
+		if statics[i] = newMutex(false); statics[i] == 0 {
+			return false
+		}
+	}
+	methods := libc.Xcalloc(tls, 1, types.Size_t(unsafe.Sizeof(sqlite3.Tsqlite3_mutex_methods{})))
+	args := libc.Xmalloc(tls, types.Size_t(unsafe.Sizeof(uintptr(0))))
+	defer libc.Xfree(tls, args)
+	if methods == 0 || args == 0 {
+		return false
+	}
+	// SQLite copies the methods; the table is not needed afterwards.
+	defer libc.Xfree(tls, methods)
+	m := at[sqlite3.Tsqlite3_mutex_methods](methods)
+	m.FxMutexInit = cfunc(mutexNoop)
+	m.FxMutexEnd = cfunc(mutexNoop)
+	m.FxMutexAlloc = cfunc(mutexAlloc)
+	m.FxMutexFree = cfunc(mutexFree)
+	m.FxMutexEnter = cfunc(mutexEnter)
+	m.FxMutexTry = cfunc(mutexTry)
+	m.FxMutexLeave = cfunc(mutexLeave)
+	m.FxMutexHeld = cfunc(mutexHeld)
+	m.FxMutexNotheld = cfunc(mutexNotheld)
+	return sqlite3.Xsqlite3_config(tls, sqlite3.SQLITE_CONFIG_MUTEX, libc.VaList(args, methods)) == sqlite3.SQLITE_OK
+}
+
+// A mutex is one SQLite mutex. SQLite holds a handle to it (its
+// sqlite3_mutex pointer, which it never dereferences): its index in
+// mutexSlots. The mutexes live in Go's heap, where the race detector sees
+// their atomics order what SQLite's code does under them.
+type mutex struct {
+	// state is 0 when free, 1 when held, 2 when held and a goroutine may
+	// be parked on it.
+	state atomic.Int32
+	// owner is the holder's libc.TLS ID and count its depth, for a
+	// recursive mutex.
+	owner     atomic.Int32
+	count     int32
+	recursive bool
+}
+
+const slotBits = 10
+
+// mutexSlots are the mutexes by handle, in blocks allocated as needed:
+// 16M handles at most, handle 0 being NULL.
+var mutexSlots [1 << 14]atomic.Pointer[[1 << slotBits]mutex]
+
+// handles hands out and takes back mutex handles.
+var handles struct {
+	sync.Mutex
+	next uintptr   // the lowest handle never handed out, once past 0
+	free []uintptr // handles freed, to hand out again
+}
+
+// statics are SQLite's static mutexes, by type: SQLITE_MUTEX_STATIC_MAIN (2)
+// to SQLITE_MUTEX_STATIC_VFS3 (13).
+var statics [sqlite3.SQLITE_MUTEX_STATIC_VFS3 + 1]uintptr
+
+// get returns the mutex of handle h.
+func get(h uintptr) *mutex { return &mutexSlots[h>>slotBits].Load()[h&(1<<slotBits-1)] }
+
+// newMutex returns the handle of a free mutex, or 0 when every handle is in
+// use (SQLite reports SQLITE_NOMEM).
+func newMutex(recursive bool) uintptr {
+	handles.Lock()
+	defer handles.Unlock()
+	var h uintptr
+	if n := len(handles.free); n > 0 {
+		h, handles.free = handles.free[n-1], handles.free[:n-1]
+	} else {
+		h = max(handles.next, 1)
+		b := h >> slotBits
+		if b >= uintptr(len(mutexSlots)) {
+			return 0
+		}
+		if mutexSlots[b].Load() == nil {
+			mutexSlots[b].Store(new([1 << slotBits]mutex))
+		}
+		handles.next = h + 1
+	}
+	get(h).recursive = recursive
+	return h
+}
+
+func mutexNoop(tls *libc.TLS) int32 { return sqlite3.SQLITE_OK }
+
+func mutexAlloc(tls *libc.TLS, typ int32) uintptr {
+	switch {
+	case typ == sqlite3.SQLITE_MUTEX_FAST:
+		return newMutex(false)
+	case typ == sqlite3.SQLITE_MUTEX_RECURSIVE:
+		return newMutex(true)
+	case typ >= sqlite3.SQLITE_MUTEX_STATIC_MAIN && int(typ) < len(statics):
+		return statics[typ]
+	}
+	return 0
+}
+
+// mutexFree takes back a mutex SQLite no longer uses (free, never a static
+// one).
+func mutexFree(tls *libc.TLS, h uintptr) {
+	if h == 0 {
+		return
+	}
+	for _, s := range statics {
+		if s == h {
+			return
+		}
+	}
+	m := get(h)
+	m.state.Store(0)
+	m.owner.Store(0)
+	m.count = 0
+	handles.Lock()
+	handles.free = append(handles.free, h)
+	handles.Unlock()
+}
+
+const (
+	// spins is how many times a waiter looks at a held mutex before it
+	// yields its processor. Measured (bench/peers, W4-8w: 8 reading
+	// goroutines beside an inserting one), longer spins starve the writer:
+	// 16 gave it 11.1-11.4k inserts/s, 64 5.7-6.7k, 256 0.7-1.4k, 4 12.4-12.9k.
+	spins = 4
+	// yields is how many times a waiter yields its processor before it
+	// parks until the mutex is released (with 16 spins, none gave the
+	// writer above 6.4-7.8k inserts/s, 2 to 32 gave 10.2-11.7k).
+	yields = 8
+)
+
+// lock takes m: at once when free; else it spins, yields, and parks, in
+// that order, retrying after each.
+func (m *mutex) lock() {
+	if m.state.CompareAndSwap(0, 1) {
+		return
+	}
+	for range yields {
+		for range spins {
+			if m.state.Load() == 0 && m.state.CompareAndSwap(0, 1) {
+				return
+			}
+		}
+		runtime.Gosched()
+		if m.state.CompareAndSwap(0, 1) {
+			return
+		}
+	}
+	// Park: mark the mutex as having a waiter (2); whoever releases it
+	// then wakes one. Taking it with the mark set is harmless: the
+	// release wakes a waiter that may find nobody to wait for.
+	for m.state.Swap(2) != 0 {
+		park(m)
+	}
+}
+
+func (m *mutex) unlock() {
+	if m.state.Swap(0) == 2 {
+		wake(m)
+	}
+}
+
+// parked holds the goroutines parked on each mutex, by mutex. It is touched
+// only by waiters that spun and yielded in vain, and by the releases that
+// find one. A parked goroutine waits on a sync.Mutex of its own, which the
+// release unlocks: unlike a channel, that works from any goroutine to any
+// other, inside and outside testing/synctest bubbles alike, as the
+// sync.Mutex of modernc.org/libc's pthread mutexes did.
+var parked struct {
+	sync.Mutex
+	q map[*mutex][]*sync.Mutex
+}
+
+// park waits until m is released, unless it was released already (its state
+// no longer 2), and returns: the caller tries again.
+func park(m *mutex) {
+	parked.Lock()
+	if m.state.Load() != 2 {
+		parked.Unlock()
+		return
+	}
+	if parked.q == nil {
+		parked.q = make(map[*mutex][]*sync.Mutex)
+	}
+	w := new(sync.Mutex)
+	w.Lock()
+	parked.q[m] = append(parked.q[m], w)
+	parked.Unlock()
+	w.Lock() // until wake unlocks it
+}
+
+// wake lets the longest-parked waiter of m, if any, try again.
+func wake(m *mutex) {
+	parked.Lock()
+	q := parked.q[m]
+	if len(q) == 0 {
+		parked.Unlock()
+		return
+	}
+	w := q[0]
+	if len(q) == 1 {
+		delete(parked.q, m)
+	} else {
+		parked.q[m] = q[1:]
+	}
+	parked.Unlock()
+	w.Unlock()
+}
+
+func mutexEnter(tls *libc.TLS, p uintptr) {
+	if p == 0 {
+		return
+	}
+	m := get(p)
+	if m.recursive {
+		if m.owner.Load() == tls.ID {
+			m.count++
+			return
+		}
+		m.lock()
+		m.owner.Store(tls.ID)
+		m.count = 1
+		return
+	}
+	m.lock()
+}
+
+func mutexTry(tls *libc.TLS, p uintptr) int32 {
+	if p == 0 {
+		return sqlite3.SQLITE_OK
+	}
+	m := get(p)
+	if m.recursive && m.owner.Load() == tls.ID {
+		m.count++
+		return sqlite3.SQLITE_OK
+	}
+	if !m.state.CompareAndSwap(0, 1) {
+		return sqlite3.SQLITE_BUSY
+	}
+	if m.recursive {
+		m.owner.Store(tls.ID)
+		m.count = 1
+	}
+	return sqlite3.SQLITE_OK
+}
+
+func mutexLeave(tls *libc.TLS, p uintptr) {
+	if p == 0 {
+		return
+	}
+	m := get(p)
+	if m.recursive {
+		if m.count--; m.count > 0 {
+			return
+		}
+		m.owner.Store(0)
+	}
+	m.unlock()
+}
+
+// mutexHeld and mutexNotheld serve SQLite's assertions (debug builds only):
+// whether the calling connection holds a recursive mutex, whether anyone
+// holds another.
+func mutexHeld(tls *libc.TLS, p uintptr) int32 {
+	if p == 0 {
+		return 1
+	}
+	m := get(p)
+	if m.state.Load() != 0 && (!m.recursive || m.owner.Load() == tls.ID) {
+		return 1
+	}
+	return 0
+}
+
+func mutexNotheld(tls *libc.TLS, p uintptr) int32 {
+	if p == 0 {
+		return 1
+	}
+	m := get(p)
+	if m.state.Load() == 0 || m.recursive && m.owner.Load() != tls.ID {
+		return 1
+	}
+	return 0
+}
+
+// sleep is the unix VFS's xSleep. A delay under 10 µs yields the processor
+// (SQLite's 1 µs pause between the retries of a read transaction's start is
+// meant as a scheduler yield); a longer one parks the goroutine, not its
+// thread, for at least that long.
+func sleep(tls *libc.TLS, vfs uintptr, microseconds int32) int32 {
+	if microseconds < 10 {
+		runtime.Gosched()
+		return microseconds
+	}
+	time.Sleep(time.Duration(microseconds) * time.Microsecond)
+	return microseconds
+}

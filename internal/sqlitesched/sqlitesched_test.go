@@ -1,0 +1,263 @@
+package sqlitesched
+
+import (
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"modernc.org/libc"
+	_ "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// TestInstalled: the package's init configured SQLite before anything
+// initialized it, and the default VFS sleeps through sleep.
+func TestInstalled(t *testing.T) {
+	if !Installed() {
+		t.Fatal("SQLite does not run on this package's mutexes")
+	}
+	if !SleepInstalled() {
+		t.Fatal("the unix VFS's xSleep was not replaced")
+	}
+	tls := libc.NewTLS()
+	defer tls.Close()
+	if got := vfsAt(sqlite3.Xsqlite3_vfs_find(tls, 0)).FxSleep; got != cfunc(sleep) {
+		t.Fatalf("the default VFS's xSleep is %#x, not sleep", got)
+	}
+	// A static mutex SQLite hands out is one of ours.
+	if got := sqlite3.Xsqlite3_mutex_alloc(tls, sqlite3.SQLITE_MUTEX_STATIC_LRU); got != statics[sqlite3.SQLITE_MUTEX_STATIC_LRU] {
+		t.Fatalf("SQLITE_MUTEX_STATIC_LRU is %#x, want %#x", got, statics[sqlite3.SQLITE_MUTEX_STATIC_LRU])
+	}
+}
+
+// TestMutexExclusion: goroutines taking one SQLite mutex through SQLite's
+// API, some holding it across a yield so that the others spin, yield and
+// park, never lose an increment, and every one of them gets through.
+func TestMutexExclusion(t *testing.T) {
+	for _, typ := range []int32{sqlite3.SQLITE_MUTEX_FAST, sqlite3.SQLITE_MUTEX_RECURSIVE} {
+		t.Run(fmt.Sprint("type ", typ), func(t *testing.T) {
+			tls := libc.NewTLS()
+			defer tls.Close()
+			m := sqlite3.Xsqlite3_mutex_alloc(tls, typ)
+			if m == 0 {
+				t.Fatal("sqlite3_mutex_alloc returned NULL")
+			}
+			defer sqlite3.Xsqlite3_mutex_free(tls, m)
+			const goroutines, rounds = 16, 2000
+			n := 0 // guarded by m alone: -race sees the atomics' ordering
+			var wg sync.WaitGroup
+			for g := range goroutines {
+				wg.Go(func() {
+					tls := libc.NewTLS()
+					defer tls.Close()
+					for i := range rounds {
+						sqlite3.Xsqlite3_mutex_enter(tls, m)
+						v := n
+						if (g+i)%50 == 0 {
+							runtime.Gosched() // hold it while others wait
+						}
+						n = v + 1
+						sqlite3.Xsqlite3_mutex_leave(tls, m)
+					}
+				})
+			}
+			wg.Wait()
+			if n != goroutines*rounds {
+				t.Fatalf("counter %d, want %d", n, goroutines*rounds)
+			}
+		})
+	}
+}
+
+// TestMutexParks: a mutex held for a long time parks its waiters (they do
+// not spin through it), and its release lets every one of them through.
+func TestMutexParks(t *testing.T) {
+	tls := libc.NewTLS()
+	defer tls.Close()
+	p := sqlite3.Xsqlite3_mutex_alloc(tls, sqlite3.SQLITE_MUTEX_FAST)
+	defer sqlite3.Xsqlite3_mutex_free(tls, p)
+	sqlite3.Xsqlite3_mutex_enter(tls, p)
+	const waiters = 4
+	done := make(chan struct{}, waiters)
+	for range waiters {
+		go func() {
+			tls := libc.NewTLS()
+			defer tls.Close()
+			sqlite3.Xsqlite3_mutex_enter(tls, p)
+			sqlite3.Xsqlite3_mutex_leave(tls, p)
+			done <- struct{}{}
+		}()
+	}
+	m := get(p)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		parked.Lock()
+		n := len(parked.q[m])
+		parked.Unlock()
+		if n == waiters {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d waiters parked", n, waiters)
+		}
+	}
+	if m.state.Load() != 2 {
+		t.Fatalf("state %d with waiters parked, want 2", m.state.Load())
+	}
+	sqlite3.Xsqlite3_mutex_leave(tls, p)
+	for i := range waiters {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d waiters got the mutex after its release", i, waiters)
+		}
+	}
+	if s := m.state.Load(); s != 0 {
+		t.Fatalf("state %d after every waiter left, want 0", s)
+	}
+}
+
+// TestParkInSynctestBubble: a goroutine of a testing/synctest bubble parks
+// on a mutex that a goroutine outside the bubble holds, and gets it when that
+// one releases it (a channel closed from outside a bubble would kill the
+// process).
+func TestParkInSynctestBubble(t *testing.T) {
+	tls := libc.NewTLS()
+	defer tls.Close()
+	p := sqlite3.Xsqlite3_mutex_alloc(tls, sqlite3.SQLITE_MUTEX_FAST)
+	defer sqlite3.Xsqlite3_mutex_free(tls, p)
+	sqlite3.Xsqlite3_mutex_enter(tls, p)
+	go func() {
+		for {
+			parked.Lock()
+			n := len(parked.q[get(p)])
+			parked.Unlock()
+			if n == 1 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		sqlite3.Xsqlite3_mutex_leave(tls, p)
+	}()
+	synctest.Test(t, func(t *testing.T) {
+		tls := libc.NewTLS()
+		defer tls.Close()
+		sqlite3.Xsqlite3_mutex_enter(tls, p)
+		sqlite3.Xsqlite3_mutex_leave(tls, p)
+	})
+}
+
+// TestRecursiveMutex: a recursive mutex is entered again by its holder, must
+// be left as often, and is refused to another connection's thread until then;
+// a fast one refuses its holder's try.
+func TestRecursiveMutex(t *testing.T) {
+	a, b := libc.NewTLS(), libc.NewTLS()
+	defer a.Close()
+	defer b.Close()
+	m := sqlite3.Xsqlite3_mutex_alloc(a, sqlite3.SQLITE_MUTEX_RECURSIVE)
+	defer sqlite3.Xsqlite3_mutex_free(a, m)
+	sqlite3.Xsqlite3_mutex_enter(a, m)
+	if rc := sqlite3.Xsqlite3_mutex_try(a, m); rc != sqlite3.SQLITE_OK {
+		t.Fatalf("the holder's try: %d, want SQLITE_OK", rc)
+	}
+	sqlite3.Xsqlite3_mutex_enter(a, m)
+	for i := range 3 {
+		if rc := sqlite3.Xsqlite3_mutex_try(b, m); rc != sqlite3.SQLITE_BUSY {
+			t.Fatalf("another thread's try with the mutex entered %d times: %d, want SQLITE_BUSY", 3-i, rc)
+		}
+		sqlite3.Xsqlite3_mutex_leave(a, m)
+	}
+	if rc := sqlite3.Xsqlite3_mutex_try(b, m); rc != sqlite3.SQLITE_OK {
+		t.Fatalf("another thread's try after the holder left: %d, want SQLITE_OK", rc)
+	}
+	sqlite3.Xsqlite3_mutex_leave(b, m)
+
+	f := sqlite3.Xsqlite3_mutex_alloc(a, sqlite3.SQLITE_MUTEX_FAST)
+	defer sqlite3.Xsqlite3_mutex_free(a, f)
+	sqlite3.Xsqlite3_mutex_enter(a, f)
+	if rc := sqlite3.Xsqlite3_mutex_try(a, f); rc != sqlite3.SQLITE_BUSY {
+		t.Fatalf("a fast mutex's holder's try: %d, want SQLITE_BUSY", rc)
+	}
+	sqlite3.Xsqlite3_mutex_leave(a, f)
+}
+
+// TestSleep: sqlite3_sleep, which the busy handler's waits go through, still
+// waits at least as long as asked.
+func TestSleep(t *testing.T) {
+	tls := libc.NewTLS()
+	defer tls.Close()
+	start := time.Now()
+	if got := sqlite3.Xsqlite3_sleep(tls, 30); got != 30 {
+		t.Fatalf("sqlite3_sleep(30) = %d", got)
+	}
+	if d := time.Since(start); d < 30*time.Millisecond {
+		t.Fatalf("sqlite3_sleep(30) returned after %v", d)
+	}
+}
+
+// TestConcurrentConnections: plain modernc.org/sqlite connections of one
+// process, reading and writing one WAL file at once, on these mutexes: every
+// insert that succeeded is there, every read sees a consistent count.
+func TestConcurrentConnections(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, g INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	const writers, readers, inserts = 4, 8, 300
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+readers)
+	stop := make(chan struct{})
+	for g := range writers {
+		wg.Go(func() {
+			for range inserts {
+				if _, err := db.Exec("INSERT INTO t (g) VALUES (?)", g); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	var rg sync.WaitGroup
+	for range readers {
+		rg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var n, m int
+				if err := db.QueryRow("SELECT count(*), coalesce(max(id), 0) FROM t").Scan(&n, &m); err != nil {
+					errs <- err
+					return
+				}
+				if n != m {
+					errs <- fmt.Errorf("read %d rows with max id %d", n, m)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	rg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for g := range writers {
+		var n int
+		if err := db.QueryRow("SELECT count(*) FROM t WHERE g = ?", g).Scan(&n); err != nil || n != inserts {
+			t.Errorf("writer %d: %d rows (%v), want %d", g, n, err, inserts)
+		}
+	}
+}
