@@ -27,9 +27,14 @@
 // SQLite accepts SQLITE_CONFIG_MUTEX only before it is initialized. If it was
 // initialized first (by another package's init), SQLite keeps its own
 // mutexes, which are correct too; Installed reports false.
+//
+// The environment variable SQLITESAFE_SCHED=off, set when the program
+// starts, leaves SQLite as modernc.org/sqlite ships it: its own mutexes and
+// sleep, initialized on first use.
 package sqlitesched
 
 import (
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -52,7 +57,15 @@ func Installed() bool { return mutexes.Load() }
 // SleepInstalled reports whether the unix VFS sleeps through this package.
 func SleepInstalled() bool { return sleeps.Load() }
 
-func init() { install() }
+// Env is the environment variable that, set to "off", keeps init from
+// changing SQLite.
+const Env = "SQLITESAFE_SCHED"
+
+func init() {
+	if os.Getenv(Env) != "off" {
+		install()
+	}
+}
 
 // install configures SQLite's mutexes, initializes SQLite and replaces the
 // unix VFSes' xSleep. Each step that fails leaves SQLite as it was.

@@ -3,6 +3,8 @@ package sqlitesched
 import (
 	"database/sql"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -18,6 +20,9 @@ import (
 // TestInstalled: the package's init configured SQLite before anything
 // initialized it, and the default VFS sleeps through sleep.
 func TestInstalled(t *testing.T) {
+	if os.Getenv(Env) == "off" {
+		t.Skip(Env + "=off")
+	}
 	if !Installed() {
 		t.Fatal("SQLite does not run on this package's mutexes")
 	}
@@ -32,6 +37,30 @@ func TestInstalled(t *testing.T) {
 	// A static mutex SQLite hands out is one of ours.
 	if got := sqlite3.Xsqlite3_mutex_alloc(tls, sqlite3.SQLITE_MUTEX_STATIC_LRU); got != statics[sqlite3.SQLITE_MUTEX_STATIC_LRU] {
 		t.Fatalf("SQLITE_MUTEX_STATIC_LRU is %#x, want %#x", got, statics[sqlite3.SQLITE_MUTEX_STATIC_LRU])
+	}
+}
+
+// TestOff: a program started with SQLITESAFE_SCHED=off leaves SQLite as
+// modernc.org/sqlite ships it (this test binary, run again so).
+func TestOff(t *testing.T) {
+	if os.Getenv(Env) == "off" {
+		if Installed() || SleepInstalled() {
+			t.Fatalf("with %s=off: mutexes installed %v, sleep installed %v", Env, Installed(), SleepInstalled())
+		}
+		tls := libc.NewTLS()
+		defer tls.Close()
+		if got := vfsAt(sqlite3.Xsqlite3_vfs_find(tls, 0)).FxSleep; got == cfunc(sleep) {
+			t.Fatal("the default VFS sleeps through this package")
+		}
+		if got := sqlite3.Xsqlite3_mutex_alloc(tls, sqlite3.SQLITE_MUTEX_STATIC_LRU); got == statics[sqlite3.SQLITE_MUTEX_STATIC_LRU] && got != 0 {
+			t.Fatal("SQLite hands out this package's mutexes")
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOff$", "-test.count=1")
+	cmd.Env = append(os.Environ(), Env+"=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the test binary with %s=off: %v\n%s", Env, err, out)
 	}
 }
 
