@@ -20,6 +20,7 @@ type conn struct {
 	own    *phys    // this connection's own SQLite connection, or nil
 	pinned bool     // own holds connection-local state: every statement goes there
 	closed bool
+	last   *phys // the reader its last read ran on, to take again if idle
 }
 
 var (
@@ -253,10 +254,11 @@ func (c *conn) ownPhys(ctx context.Context) (*phys, error) {
 // as a write after all, it runs again as a write: a misjudgement costs time,
 // not an error.
 func (c *conn) onReader(op call) (driver.Result, driver.Rows, error) {
-	r, err := c.c.readers.get(op.ctx)
+	r, err := c.c.readers.getPreferring(op.ctx, c.last)
 	if err != nil {
 		return nil, nil, err
 	}
+	c.last = r
 	res, rows, cs, err := op.on(r)
 	if err == nil && rows != nil {
 		return nil, &connRows{inner: rows, cs: cs, reader: r, pool: &c.c.readers}, nil

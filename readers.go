@@ -34,14 +34,19 @@ const peakWindow = time.Second
 // get returns a reader, opening one if the cap allows, else waiting for one
 // to be put back (bounded by ctx and the busy timeout). While the
 // checkpointer holds new reads of the file back, it waits for that first.
-func (rp *readerPool) get(ctx context.Context) (*phys, error) {
+func (rp *readerPool) get(ctx context.Context) (*phys, error) { return rp.getPreferring(ctx, nil) }
+
+// getPreferring is get, taking prefer if it is idle: the reader a logical
+// connection used last, whose pages and statements the goroutine using that
+// connection has just touched.
+func (rp *readerPool) getPreferring(ctx context.Context, prefer *phys) (*phys, error) {
 	gate := rp.gate()
 	if gate != nil {
 		if err := gate.enter(ctx); err != nil {
 			return nil, err
 		}
 	}
-	p, tracked, err := rp.take(ctx)
+	p, tracked, err := rp.take(ctx, prefer)
 	if err != nil {
 		if gate != nil {
 			gate.leave()
@@ -101,7 +106,7 @@ func (rp *readerPool) gate() *readGate {
 
 // take is get without the gate. It reports whether it listed the reader
 // among those in use already (an idle one, taken under the same lock).
-func (rp *readerPool) take(ctx context.Context) (p *phys, tracked bool, err error) {
+func (rp *readerPool) take(ctx context.Context, prefer *phys) (p *phys, tracked bool, err error) {
 	for {
 		rp.mu.Lock()
 		if rp.closed {
@@ -109,7 +114,18 @@ func (rp *readerPool) take(ctx context.Context) (p *phys, tracked bool, err erro
 			return nil, false, ErrClosed
 		}
 		if n := len(rp.idle); n > 0 {
-			p := rp.idle[n-1]
+			i := n - 1
+			if prefer != nil && rp.idle[i] != prefer {
+				for j := i - 1; j >= 0; j-- {
+					if rp.idle[j] == prefer {
+						i = j
+						break
+					}
+				}
+			}
+			p := rp.idle[i]
+			rp.idle[i] = rp.idle[n-1]
+			rp.idle[n-1] = nil
 			rp.idle = rp.idle[:n-1]
 			rp.trackLocked(p)
 			rp.mu.Unlock()

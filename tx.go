@@ -149,10 +149,11 @@ func (c *conn) txTarget(ctx context.Context, kind holdKind, write bool) (*txStat
 		}
 		t.ph = own
 	default:
-		r, err := c.c.readers.get(ctx)
+		r, err := c.c.readers.getPreferring(ctx, c.last)
 		if err != nil {
 			return nil, err
 		}
+		c.last = r
 		// Where the read transaction began, should it keep a
 		// checkpoint from resetting the -wal.
 		r.site = captureSite()
