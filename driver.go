@@ -101,6 +101,15 @@
 // state. An in-memory database (":memory:", mode=memory, vfs=memdb) is one
 // database for the whole *sql.DB, served by one SQLite connection.
 //
+// Importing the package configures SQLite for the whole process, once, at
+// init: SQLite's mutexes (the page cache's and each database's wal-index
+// mutex are shared by every connection) become ones that never hand the
+// processor to a waiter on release, and the unix VFS sleeps through Go's
+// scheduler, so that a writer is not starved by reading goroutines. Plain
+// modernc.org/sqlite connections of the program run on them too. The
+// environment variable SQLITESAFE_SCHED=off, set when the program starts,
+// leaves SQLite as modernc.org/sqlite ships it.
+//
 // # Several processes
 //
 // The writers of every sqlite-safe process on a file also queue across
