@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,13 +14,45 @@ import (
 const Path = "/proc/locks"
 
 // Read returns the locks of the system.
-func Read() ([]Lock, error) {
+//
+// The kernel writes /proc/locks a page at a time, each page under its lock
+// of the lock lists but not the next one after it: a read while locks are
+// taken or released elsewhere can miss a line or repeat one. Read reads the
+// file until two reads in a row agree (at most stableReads times) and
+// returns the last.
+func Read() ([]Lock, error) { return readStable(func(Lock) bool { return true }) }
+
+// stableReads bounds the reads of readStable.
+const stableReads = 8
+
+// readStable reads the locks keep accepts until two reads in a row agree.
+func readStable(keep func(Lock) bool) ([]Lock, error) {
+	var prev []Lock
+	for i := range stableReads {
+		cur, err := readOnce(keep)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 && slices.Equal(prev, cur) {
+			break
+		}
+		prev = cur
+	}
+	return prev, nil
+}
+
+// readOnce reads /proc/locks once, keeping the locks keep accepts.
+func readOnce(keep func(Lock) bool) ([]Lock, error) {
 	f, err := os.Open(Path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return Parse(f)
+	all, err := Parse(f)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(all, func(l Lock) bool { return !keep(l) }), nil
 }
 
 // Major and Minor split a Linux device number (st_dev) as the kernel's
@@ -31,22 +65,57 @@ func Major(dev uint64) uint32 { return unix.Major(dev) }
 func Minor(dev uint64) uint32 { return unix.Minor(dev) }
 
 // Own returns the locks the process holds on the file at path, sorted by
-// their first byte.
+// their first byte. It reads them from /proc/self/fdinfo of each descriptor
+// of the process open on the file (the kernel lists there the locks taken
+// through that descriptor, under the file's own lock list, so a read is never
+// torn by locks changing elsewhere, as one of /proc/locks can be); a process
+// with no descriptor open on a file holds no lock on it.
 func Own(path string) ([]Lock, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		return nil, err
 	}
-	all, err := Read()
+	fds, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return nil, err
 	}
 	var out []Lock
-	for _, l := range all {
-		if l.PID == os.Getpid() && l.On(st.Dev, st.Ino) {
-			out = append(out, l)
+	for _, e := range fds {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
 		}
+		var fst unix.Stat_t
+		if unix.Fstat(fd, &fst) != nil || fst.Dev != st.Dev || fst.Ino != st.Ino {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue // closed since
+		}
+		locks, ino := parseFdinfo(string(info))
+		if ino != st.Ino {
+			continue // the number was reused for another file
+		}
+		out = append(out, locks...)
 	}
 	slices.SortFunc(out, func(a, b Lock) int { return cmp.Compare(a.Start, b.Start) })
 	return out, nil
+}
+
+// parseFdinfo reads a /proc/self/fdinfo file: the inode of the descriptor
+// ("ino:") and its locks ("lock:" lines, in the format of /proc/locks).
+func parseFdinfo(info string) (locks []Lock, ino uint64) {
+	for line := range strings.Lines(info) {
+		line = strings.TrimRight(line, "\n")
+		if v, ok := strings.CutPrefix(line, "ino:"); ok {
+			ino, _ = strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		}
+		if v, ok := strings.CutPrefix(line, "lock:"); ok {
+			if l, ok := parseLine(strings.TrimSpace(v)); ok {
+				locks = append(locks, l)
+			}
+		}
+	}
+	return locks, ino
 }

@@ -131,3 +131,63 @@ func TestReadFindsOwnLock(t *testing.T) {
 		t.Errorf("the locks on %s (-want +got):\n%s", name, d)
 	}
 }
+
+// Own finds exactly the locks the process holds on a file while the process
+// takes and releases locks on many other files at once, which makes
+// /proc/locks longer than a page and its lines move between the pages of one
+// read.
+func TestOwnWhileLocksChange(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "held")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	held := syscall.Flock_t{Type: syscall.F_RDLCK, Start: 100, Len: 1}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &held); err != nil {
+		t.Fatal(err)
+	}
+	// Many other locks, taken and released without pause.
+	const others = 150
+	files := make([]*os.File, others)
+	for i := range files {
+		if files[i], err = os.Create(filepath.Join(dir, fmt.Sprint("churn", i))); err != nil {
+			t.Fatal(err)
+		}
+		defer files[i].Close()
+		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Start: 0, Len: 1}
+		if err := syscall.FcntlFlock(files[i].Fd(), syscall.F_SETLK, &lk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			g := files[i%others]
+			typ := int16(syscall.F_UNLCK)
+			if i/others%2 == 1 {
+				typ = syscall.F_WRLCK
+			}
+			lk := syscall.Flock_t{Type: typ, Start: 0, Len: 1}
+			syscall.FcntlFlock(g.Fd(), syscall.F_SETLK, &lk)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for i := range 500 {
+		got, err := Own(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Start != 100 || got[0].End != 100 || got[0].Type != "READ" {
+			t.Fatalf("read %d: this process's locks on the file: %+v, want the one READ lock on byte 100", i, got)
+		}
+	}
+}
