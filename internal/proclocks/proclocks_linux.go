@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sqlitesafe/sqlitesafe/internal/procfd"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,16 +21,10 @@ const Path = "/proc/locks"
 // taken or released elsewhere can miss a line or repeat one. Read reads the
 // file until two reads in a row agree (at most stableReads times) and
 // returns the last.
-func Read() ([]Lock, error) { return readStable(func(Lock) bool { return true }) }
-
-// stableReads bounds the reads of readStable.
-const stableReads = 8
-
-// readStable reads the locks keep accepts until two reads in a row agree.
-func readStable(keep func(Lock) bool) ([]Lock, error) {
+func Read() ([]Lock, error) {
 	var prev []Lock
 	for i := range stableReads {
-		cur, err := readOnce(keep)
+		cur, err := readOnce()
 		if err != nil {
 			return nil, err
 		}
@@ -41,18 +36,17 @@ func readStable(keep func(Lock) bool) ([]Lock, error) {
 	return prev, nil
 }
 
-// readOnce reads /proc/locks once, keeping the locks keep accepts.
-func readOnce(keep func(Lock) bool) ([]Lock, error) {
+// stableReads bounds the reads of Read.
+const stableReads = 8
+
+// readOnce reads /proc/locks once.
+func readOnce() ([]Lock, error) {
 	f, err := os.Open(Path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	all, err := Parse(f)
-	if err != nil {
-		return nil, err
-	}
-	return slices.DeleteFunc(all, func(l Lock) bool { return !keep(l) }), nil
+	return Parse(f)
 }
 
 // Major and Minor split a Linux device number (st_dev) as the kernel's
@@ -75,21 +69,13 @@ func Own(path string) ([]Lock, error) {
 	if err := unix.Stat(path, &st); err != nil {
 		return nil, err
 	}
-	fds, err := os.ReadDir("/proc/self/fd")
+	fds, err := procfd.Descriptors(&st)
 	if err != nil {
 		return nil, err
 	}
 	var out []Lock
-	for _, e := range fds {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		var fst unix.Stat_t
-		if unix.Fstat(fd, &fst) != nil || fst.Dev != st.Dev || fst.Ino != st.Ino {
-			continue
-		}
-		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+	for _, fd := range fds {
+		info, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
 		if err != nil {
 			continue // closed since
 		}

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"io"
 	"os"
-	"strconv"
 
+	"github.com/sqlitesafe/sqlitesafe/internal/procfd"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,25 +43,18 @@ func Prefix(path string, n int) ([]byte, error) {
 // readOpen reads b through a descriptor of this process open on the file
 // st describes, if there is one (found).
 func readOpen(st *unix.Stat_t, b []byte) (k int, found bool, err error) {
-	fds, err := os.ReadDir("/proc/self/fd")
+	fds, err := procfd.Descriptors(st)
 	if err != nil {
 		// Without /proc there is no way to tell: read as the caller
 		// would.
 		return 0, false, nil
 	}
-	for _, e := range fds {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if !sameFile(fd, st) {
-			continue
-		}
+	for _, fd := range fds {
 		found = true
 		k, err := pread(fd, b)
 		// The descriptor may have been closed and its number reused
 		// meanwhile: the bytes count only if it is still the file.
-		if err == nil && sameFile(fd, st) {
+		if err == nil && procfd.Same(fd, st) {
 			return k, true, nil
 		}
 	}
@@ -69,15 +62,6 @@ func readOpen(st *unix.Stat_t, b []byte) (k int, found bool, err error) {
 		return 0, true, ErrOpenUnreadable
 	}
 	return 0, false, nil
-}
-
-// sameFile reports whether descriptor fd is open on the file st describes.
-func sameFile(fd int, st *unix.Stat_t) bool {
-	var fst unix.Stat_t
-	if unix.Fstat(fd, &fst) != nil {
-		return false
-	}
-	return fst.Dev == st.Dev && fst.Ino == st.Ino && fst.Mode&unix.S_IFMT == unix.S_IFREG
 }
 
 // pread fills b from the start of fd, short at the end of the file.
