@@ -90,9 +90,13 @@ func TestNothingLeftRunning(t *testing.T) {
 	}
 	for _, mode := range []string{"fail", "exit"} {
 		t.Run(mode, func(t *testing.T) {
-			pidFile := filepath.Join(t.TempDir(), "pids")
+			dir := t.TempDir()
+			pidFile := filepath.Join(dir, "pids")
 			cmd := exec.Command(os.Args[0], "-test.run=^TestChildCluster$", "-test.count=1")
-			cmd.Env = append(os.Environ(), "CLUSTER_CHILD_MODE="+mode, "CLUSTER_CHILD_PIDS="+pidFile)
+			// The child's own temporary directories go in this test's:
+			// the child that exits without cleanup leaves its nodes'
+			// data behind, and this test's cleanup removes it.
+			cmd.Env = append(os.Environ(), "CLUSTER_CHILD_MODE="+mode, "CLUSTER_CHILD_PIDS="+pidFile, "TMPDIR="+dir)
 			out, err := cmd.CombinedOutput()
 			if err == nil {
 				t.Fatalf("child test passed, want it to fail; output:\n%s", out)
