@@ -37,6 +37,13 @@ type writeQueue struct {
 	waiters []*waiter // FIFO; the head is served next
 	woken   int       // how many waiters the last batch ran and woke
 
+	// expiry ends the waits that reach their deadline while queued: one
+	// timer for the queue, due at the earliest deadline of a waiter,
+	// rather than one per wait. expiryAt is when it is due; zero while
+	// it is not set. Guarded by mu.
+	expiry   *time.Timer
+	expiryAt time.Time
+
 	// tick is how often the monitor checks for slow holders and waiters,
 	// in nanoseconds; 0 while there is no monitor.
 	tick        atomic.Int64
@@ -45,12 +52,13 @@ type writeQueue struct {
 
 // waiter is one caller waiting in the queue.
 type waiter struct {
-	ready  chan struct{} // closed when state leaves waitQueued
-	state  waitState     // guarded by writeQueue.mu
-	warned bool          // the slow-wait warning for it is out; guarded by writeQueue.mu
-	h      holder        // what it will be once it holds the lock
-	prev   holder        // the holder that granted it the lock, as it released it
-	req    *writeRequest // nil for a plain lock waiter
+	ready    chan struct{} // closed when state leaves waitQueued
+	state    waitState     // guarded by writeQueue.mu
+	deadline time.Time     // when its wait runs out (busy timeout)
+	warned   bool          // the slow-wait warning for it is out; guarded by writeQueue.mu
+	h        holder        // what it will be once it holds the lock
+	prev     holder        // the holder that granted it the lock, as it released it
+	req      *writeRequest // nil for a plain lock waiter
 }
 
 type waitState uint8
@@ -60,6 +68,7 @@ const (
 	waitGranted                  // owns the lock now
 	waitTaken                    // its request is being run by another goroutine's batch
 	waitDone                     // its request has run; results are in req
+	waitExpired                  // its deadline passed while it was queued: out of the queue
 )
 
 // writeRequest is a write outside any transaction submitted to the queue:
@@ -91,9 +100,9 @@ func (q *writeQueue) lock(ctx context.Context, timeout time.Duration, h holder) 
 		q.mu.Unlock()
 	} else {
 		w := &waiter{ready: make(chan struct{}), h: h}
-		q.waiters = append(q.waiters, w)
+		q.enqueueLocked(w, timeout)
 		q.mu.Unlock()
-		if err := q.wait(ctx, timeout, w); err != nil {
+		if err := q.wait(ctx, w); err != nil {
 			return err
 		}
 	}
@@ -205,21 +214,74 @@ func (q *writeQueue) unlockLocked() {
 	close(w.ready)
 }
 
+// enqueueLocked queues w, whose wait may last timeout from when its holder
+// record was made, and sets the queue's expiry timer if w's deadline is
+// the earliest. q.mu must be held.
+func (q *writeQueue) enqueueLocked(w *waiter, timeout time.Duration) {
+	w.deadline = w.h.since.Add(timeout)
+	q.waiters = append(q.waiters, w)
+	if q.expiryAt.IsZero() || w.deadline.Before(q.expiryAt) {
+		q.setExpiryLocked(w.deadline)
+	}
+}
+
+// setExpiryLocked makes the expiry timer due at t. q.mu must be held.
+func (q *writeQueue) setExpiryLocked(t time.Time) {
+	q.expiryAt = t
+	d := time.Until(t)
+	if q.expiry == nil {
+		q.expiry = time.AfterFunc(d, q.expire)
+		return
+	}
+	q.expiry.Reset(d)
+}
+
+// expire ends the waits whose deadline has passed: they leave the queue
+// and are woken with waitExpired. It then sets the timer for the earliest
+// deadline left, if any.
+func (q *writeQueue) expire() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := time.Now()
+	if q.expiryAt.IsZero() || now.Before(q.expiryAt) {
+		return // set again since it fired
+	}
+	q.expiryAt = time.Time{}
+	var next time.Time
+	kept := q.waiters[:0]
+	for _, w := range q.waiters {
+		if !now.Before(w.deadline) {
+			w.state = waitExpired
+			close(w.ready)
+			continue
+		}
+		if next.IsZero() || w.deadline.Before(next) {
+			next = w.deadline
+		}
+		kept = append(kept, w)
+	}
+	clear(q.waiters[len(kept):])
+	q.waiters = kept
+	if !next.IsZero() {
+		q.setExpiryLocked(next)
+	}
+}
+
 // wait blocks until w is served or its wait runs out. On return without
 // error, w is granted the lock (or, for a request, its request has run or w
 // holds the lock to run it).
-func (q *writeQueue) wait(ctx context.Context, timeout time.Duration, w *waiter) error {
+func (q *writeQueue) wait(ctx context.Context, w *waiter) error {
 	start := w.h.since
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
 	var cause error
 	select {
 	case <-w.ready:
-		q.stats.waits.record(time.Since(start))
-		return nil
+		// Closed under q.mu after w.state was set: no lock to read it.
+		if w.state != waitExpired {
+			q.stats.waits.record(time.Since(start))
+			return nil
+		}
 	case <-ctx.Done():
 		cause = ctx.Err()
-	case <-timer.C:
 	}
 	q.mu.Lock()
 	var (
@@ -227,8 +289,10 @@ func (q *writeQueue) wait(ctx context.Context, timeout time.Duration, w *waiter)
 		procWaiting bool
 	)
 	switch w.state {
-	case waitQueued:
-		q.remove(w)
+	case waitQueued, waitExpired:
+		if w.state == waitQueued {
+			q.remove(w)
+		}
 		e = timeoutError(q.file, time.Since(start), cause, q.held, q.holder)
 		procWaiting = q.held && q.holder.procWaiting
 	case waitGranted:
@@ -318,9 +382,9 @@ func (q *writeQueue) submit(req *writeRequest, timeout time.Duration, h holder, 
 		return nil
 	}
 	w := &waiter{ready: make(chan struct{}), h: h, req: req}
-	q.waiters = append(q.waiters, w)
+	q.enqueueLocked(w, timeout)
 	q.mu.Unlock()
-	if err := q.wait(req.ctx, timeout, w); err != nil {
+	if err := q.wait(req.ctx, w); err != nil {
 		return err
 	}
 	q.mu.Lock()

@@ -71,9 +71,9 @@ func TestQueueFIFO(t *testing.T) {
 	}
 }
 
-// TestQueueTimeoutAsGranted: a waiter granted the lock just as its wait ran
-// out passes the lock on, and its error names the holder that made it wait
-// (not nobody, or the waiter served next).
+// TestQueueTimeoutAsGranted: a waiter granted the lock just as its context
+// ran out passes the lock on, and its error names the holder that made it
+// wait (not nobody, or the waiter served next).
 func TestQueueTimeoutAsGranted(t *testing.T) {
 	t.Parallel()
 	q := &writeQueue{file: "test.db"}
@@ -82,10 +82,12 @@ func TestQueueTimeoutAsGranted(t *testing.T) {
 		t.Fatal(err)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- q.lock(context.Background(), 50*time.Millisecond, holderHere(holdExec)) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	go func() { errc <- q.lock(ctx, time.Minute, holderHere(holdExec)) }()
 	untilWaiting(t, q, 1)
-	// Hold the queue's mutex across the end of the wait, and release the
-	// lock only then: the waiter finds itself granted after its timer.
+	// Hold the queue's mutex across the end of the context, and release
+	// the lock only then: the waiter finds itself granted after it.
 	q.mu.Lock()
 	time.Sleep(150 * time.Millisecond)
 	q.unlockLocked()
@@ -100,6 +102,53 @@ func TestQueueTimeoutAsGranted(t *testing.T) {
 	}
 	if held, _, w := q.snapshot(); held || w != 0 {
 		t.Fatalf("afterwards: held %v, %d waiting; the lock was not passed on", held, w)
+	}
+}
+
+// TestQueueDeadlines: each waiter's wait runs out at its own deadline,
+// whatever the order of the queue (the queue has one timer for them all),
+// and leaves the others queued, in order.
+func TestQueueDeadlines(t *testing.T) {
+	t.Parallel()
+	q := &writeQueue{file: "test.db"}
+	if err := q.lock(context.Background(), time.Minute, holderHere(holdTx)); err != nil {
+		t.Fatal(err)
+	}
+	timeouts := []time.Duration{time.Minute, 300 * time.Millisecond, 100 * time.Millisecond, time.Minute}
+	type end struct {
+		i   int
+		err error
+	}
+	ends := make(chan end, len(timeouts))
+	for i, d := range timeouts {
+		go func() {
+			err := q.lock(context.Background(), d, holderHere(holdExec))
+			ends <- end{i, err}
+			if err == nil {
+				q.unlock()
+			}
+		}()
+		untilWaiting(t, q, i+1)
+	}
+	start := time.Now()
+	for _, want := range []int{2, 1} {
+		e := <-ends
+		var lt *LockTimeoutError
+		if e.i != want || !errors.As(e.err, &lt) {
+			t.Fatalf("after %v: waiter %d ended with %v; want waiter %d to time out", time.Since(start), e.i, e.err, want)
+		}
+		if lt.Waited < timeouts[want] {
+			t.Errorf("waiter %d timed out after %v, before its timeout %v", want, lt.Waited, timeouts[want])
+		}
+	}
+	if _, _, w := q.snapshot(); w != 2 {
+		t.Fatalf("%d waiting after two timed out, want 2", w)
+	}
+	q.unlock()
+	for _, want := range []int{0, 3} {
+		if e := <-ends; e.i != want || e.err != nil {
+			t.Fatalf("waiter %d ended with %v; want waiter %d granted", e.i, e.err, want)
+		}
 	}
 }
 
