@@ -3,10 +3,14 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/sqlitesafe/sqlitesafe"
 	"github.com/sqlitesafe/sqlitesafe/bench/peers/internal/peers"
 
-	_ "github.com/sqlitesafe/sqlitesafe" // registers "sqlite-safe"
-	_ "modernc.org/sqlite"               // registers "sqlite", for the probe
+	_ "modernc.org/sqlite" // registers "sqlite", for the probe
 )
 
 // safeDSN is sqlite-safe's default DSN: the path alone, and
@@ -21,6 +25,7 @@ func safeDSN(path, sync string) string {
 
 func main() {
 	peers.Main(peers.Family{
+		BeforeClose: writeStats,
 		Configs: map[string]peers.Opener{
 			"sqlite-safe": peers.OnePool("sqlite-safe", safeDSN),
 		},
@@ -29,4 +34,22 @@ func main() {
 		ProbeDriver: "sqlite",
 		ProbeDSN:    func(path string) string { return "file:" + path + "?_pragma=busy_timeout(0)" },
 	})
+}
+
+// writeStats writes the driver's counters of the cell to the file that
+// RUN_SAFE_STATS names, if it does, for profiling by hand.
+func writeStats(h *peers.Handles) {
+	f := os.Getenv("RUN_SAFE_STATS")
+	if f == "" {
+		return
+	}
+	st, err := sqlitesafe.GetStats(h.Writer)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "run-safe:", err)
+		return
+	}
+	b, _ := json.MarshalIndent(st, "", "  ")
+	if err := os.WriteFile(f, b, 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "run-safe:", err)
+	}
 }

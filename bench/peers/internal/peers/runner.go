@@ -27,6 +27,9 @@ type Family struct {
 	// both). See Settings.TxLock.
 	ProbeDriver string
 	ProbeDSN    func(path string) string
+	// BeforeClose, when set, is called with the cell's handles once its
+	// calls have run, before they are closed (a runner's own report).
+	BeforeClose func(h *Handles)
 }
 
 // Main is the main function of a runner program (cmd/run-*): it runs one
@@ -260,6 +263,9 @@ func runCell(f Family, open Opener, cfg Config, wl Workload, path string, warmup
 		return res, err
 	}
 	defer func() {
+		if f.BeforeClose != nil {
+			f.BeforeClose(h)
+		}
 		if cerr := h.Close(); cerr != nil && err == nil {
 			res.Problems = append(res.Problems, "close: "+cerr.Error())
 		}
