@@ -114,7 +114,8 @@ func (c *connector) backup(ctx context.Context, dst string) (err error) {
 		}
 		// The copy is one read transaction: should it keep a checkpoint
 		// from resetting the -wal, the report names the Backup's caller.
-		src.site = captureSite()
+		site := captureSite()
+		src.site.Store(&site)
 		defer c.readers.put(src)
 	}
 	if err := copyDatabase(ctx, src, tmpName); err != nil {

@@ -20,7 +20,7 @@ type conn struct {
 	own    *phys    // this connection's own SQLite connection, or nil
 	pinned bool     // own holds connection-local state: every statement goes there
 	closed bool
-	last   *phys // the reader its last read ran on, to take again if idle
+	last   *phys // the reader it keeps between its reads, or ran its last read on (readerPool.acquire)
 }
 
 var (
@@ -254,16 +254,15 @@ func (c *conn) ownPhys(ctx context.Context) (*phys, error) {
 // as a write after all, it runs again as a write: a misjudgement costs time,
 // not an error.
 func (c *conn) onReader(op call) (driver.Result, driver.Rows, error) {
-	r, err := c.c.readers.getPreferring(op.ctx, c.last)
+	r, err := c.c.readers.acquire(op.ctx, &c.last)
 	if err != nil {
 		return nil, nil, err
 	}
-	c.last = r
 	res, rows, cs, err := op.on(r)
 	if err == nil && rows != nil {
-		return nil, &connRows{inner: rows, cs: cs, reader: r, pool: &c.c.readers}, nil
+		return nil, &connRows{inner: rows, cs: cs, reader: r, pool: &c.c.readers, last: &c.last}, nil
 	}
-	c.c.readers.put(r)
+	c.c.readers.release(r, &c.last)
 	if err != nil && isLost(err) && !op.retried {
 		// A read is safe to run again: on a connection to the leader
 		// of the moment, the idle ones being to the one lost.
@@ -357,6 +356,7 @@ func (c *conn) Close() (err error) {
 	c.closed = true
 	defer c.c.connClosed(&err) // a leased handle closes with its last connection
 	c.rollbackOpen()
+	c.c.readers.unkeep(&c.last)
 	if c.own != nil {
 		err := c.own.close()
 		c.own = nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sqlitesafe/sqlitesafe/internal/engine"
@@ -34,12 +35,16 @@ type phys struct {
 	broken    bool       // a statement left it in an unknown state: close, do not reuse
 	stats     *fileStats // counts its SQLITE_BUSY and SQLITE_LOCKED errors; may be nil
 
-	// A reader's borrowing, kept by its pool: since when, where a read
-	// transaction on it was begun (empty for a query), and its place in
-	// the pool's list of readers in use.
-	since  time.Time
-	site   callSite
+	// A reader's borrowing, kept by its pool: since when (see monoNow;
+	// 0 while no read uses it), where a read transaction on it was begun
+	// (nil for a query), its place in the pool's list of readers in use
+	// (out) or kept (kept), and whether a logical connection keeps it
+	// between its reads (hold).
+	since  atomic.Int64
+	site   atomic.Pointer[callSite]
 	outIdx int
+	hold   atomic.Int32
+	used   atomic.Int64 // when its last read began (a monoNow reading)
 }
 
 // cachedStmt is a prepared statement kept by a phys for its query text.

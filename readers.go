@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,8 +19,14 @@ type readerPool struct {
 	max     int // 0: no cap
 	maxIdle int
 	waiters []chan *phys // FIFO; a nil send means "a slot is free, open one"
-	out     []*phys      // the readers in use, for the checkpointer's reports
+	out     []*phys      // the readers it lent and are in use, for the checkpointer's reports
+	kept    []*phys      // the readers logical connections keep between their reads (see acquire)
 	closed  bool
+	shut    atomic.Bool  // closed, for the keepers, which do not take mu
+	nwait   atomic.Int32 // len(waiters), for the keepers
+	// trimAt is when (a monoNow reading) a read that ends next looks for
+	// kept readers unused for keptIdle, to give back.
+	trimAt atomic.Int64
 
 	// The most readers in use at once in the current window of
 	// peakWindow, which began at peakStart, and in the one before: the
@@ -30,6 +38,203 @@ type readerPool struct {
 // peakWindow is how long the pool remembers how many readers were in use
 // at once.
 const peakWindow = time.Second
+
+// The states of phys.hold.
+const (
+	holdPool     int32 = iota // the pool's: idle, or lent and listed in out
+	holdKept                  // kept by a logical connection, between its reads
+	holdKeptBusy              // kept, and a read of its keeper runs on it
+)
+
+// epoch is the origin of monoNow.
+var epoch = time.Now()
+
+// monoNow is the time as nanoseconds since epoch on the monotonic clock,
+// plus one: never 0, which phys.since keeps for "no read".
+func monoNow() int64 { return int64(time.Since(epoch)) + 1 }
+
+// monoTime is the time of a monoNow reading.
+func monoTime(n int64) time.Time { return epoch.Add(time.Duration(n - 1)) }
+
+// acquire returns a reader for a read of the logical connection whose
+// reader is *last: that reader itself when the connection keeps it and
+// nobody took it back meanwhile, without the pool's lock (8 goroutines
+// reading through prepared statements spent 12% of their time in the
+// pool's get and put); else one from getPreferring, which becomes *last.
+// release ends the read.
+func (rp *readerPool) acquire(ctx context.Context, last **phys) (*phys, error) {
+	if p := *last; p != nil && p.hold.CompareAndSwap(holdKept, holdKeptBusy) {
+		if gate := rp.gate(); gate != nil {
+			if err := gate.enter(ctx); err != nil {
+				p.hold.Store(holdKept)
+				return nil, err
+			}
+		}
+		p.since.Store(monoNow())
+		return p, nil
+	}
+	p, err := rp.getPreferring(ctx, *last)
+	if err != nil {
+		return nil, err
+	}
+	if old := *last; old == nil || old.hold.Load() != holdKeptBusy {
+		// Not while the reader it keeps is busy with another of its
+		// reads (rows still open): that one stays its own.
+		*last = p
+	}
+	return p, nil
+}
+
+// release ends a read that acquire began for the logical connection whose
+// reader is *last. The connection keeps the reader for its next read when
+// it is *last, sound, and the pool has room for one more kept reader
+// (keepCap); otherwise the reader goes back to the pool.
+func (rp *readerPool) release(p *phys, last **phys) {
+	p.site.Store(nil)
+	markInvalid(p)
+	n := p.since.Load()
+	p.used.Store(n)
+	if n > rp.trimAt.Load() {
+		defer rp.trim(n)
+	}
+	if p.hold.Load() == holdKeptBusy {
+		if p.broken || rp.shut.Load() || *last != p || rp.nwait.Load() > 0 {
+			// Not to be kept: broken, the pool closed, not the
+			// connection's reader any more, or another read waits
+			// for a reader (_max_readers).
+			p.since.Store(0)
+			rp.mu.Lock()
+			rp.unkeepLocked(p)
+			rp.mu.Unlock()
+			p.hold.Store(holdPool)
+			rp.giveBack(p, false)
+		} else {
+			p.since.Store(0)
+			p.hold.Store(holdKept)
+		}
+		if gate := rp.gate(); gate != nil {
+			gate.leave()
+		}
+		return
+	}
+	rp.mu.Lock()
+	if p.broken || rp.closed || *last != p || len(rp.waiters) > 0 || len(rp.kept) >= rp.keepCap() {
+		rp.mu.Unlock()
+		rp.put(p)
+		return
+	}
+	rp.untrackLocked(p)
+	p.outIdx = len(rp.kept)
+	rp.kept = append(rp.kept, p)
+	p.hold.Store(holdKept)
+	rp.mu.Unlock()
+	if gate := rp.gate(); gate != nil {
+		gate.leave()
+	}
+}
+
+// keptIdle is how long a kept reader may go unused before a read that
+// ends gives it back to the pool, which keeps it idle or closes it as it
+// does the others (idleCap): the readers a burst of connections kept are
+// closed once such bursts are over.
+const keptIdle = 2 * peakWindow
+
+// trim gives back to the pool the kept readers no read has used for
+// keptIdle, and closes the idle readers above the pool's cap; now is a
+// monoNow reading.
+func (rp *readerPool) trim(now int64) {
+	rp.mu.Lock()
+	if now <= rp.trimAt.Load() {
+		rp.mu.Unlock()
+		return
+	}
+	rp.trimAt.Store(now + int64(peakWindow))
+	var stale []*phys
+	for i := 0; i < len(rp.kept); {
+		p := rp.kept[i]
+		if now-p.used.Load() >= int64(keptIdle) && p.hold.CompareAndSwap(holdKept, holdPool) {
+			rp.unkeepLocked(p)
+			stale = append(stale, p)
+			continue
+		}
+		i++
+	}
+	rp.mu.Unlock()
+	for _, p := range stale {
+		rp.giveBack(p, false)
+	}
+	// Reads on kept readers do not give readers back: the idle ones
+	// above the cap are closed here.
+	rp.mu.Lock()
+	var surplus []*phys
+	if limit := max(0, rp.idleCap(monoTime(now))-rp.keptIdleLocked()); len(rp.idle) > limit {
+		surplus = append(surplus, rp.idle[limit:]...)
+		clear(rp.idle[limit:])
+		rp.idle = rp.idle[:limit]
+		rp.open -= len(surplus)
+	}
+	rp.mu.Unlock()
+	for _, p := range surplus {
+		p.close()
+	}
+}
+
+// unkeep takes back the reader *last, if its logical connection keeps it
+// and no read uses it: the connection is closing.
+func (rp *readerPool) unkeep(last **phys) {
+	p := *last
+	*last = nil
+	if p == nil || !p.hold.CompareAndSwap(holdKept, holdPool) {
+		return
+	}
+	rp.mu.Lock()
+	rp.unkeepLocked(p)
+	rp.mu.Unlock()
+	rp.giveBack(p, false)
+}
+
+// reclaimLocked takes a kept reader back from its keeper, which finds it
+// gone at its next read, and returns it; nil if every kept reader is busy.
+// rp.mu is held.
+func (rp *readerPool) reclaimLocked() *phys {
+	for _, p := range rp.kept {
+		if p.hold.CompareAndSwap(holdKept, holdPool) {
+			rp.unkeepLocked(p)
+			return p
+		}
+	}
+	return nil
+}
+
+// unkeepLocked takes p off the list of kept readers. rp.mu is held.
+func (rp *readerPool) unkeepLocked(p *phys) {
+	last := len(rp.kept) - 1
+	moved := rp.kept[last]
+	rp.kept[p.outIdx], moved.outIdx = moved, p.outIdx
+	rp.kept[last] = nil
+	rp.kept = rp.kept[:last]
+}
+
+// keepCap is how many readers logical connections may keep: all that
+// _max_readers allows (a reader kept by an idle connection is taken back
+// when another needs it), else eight per processor, or the idle cap if
+// that is more (the ones kept by connections that stopped reading go back
+// to the pool after keptIdle). rp.mu is held.
+func (rp *readerPool) keepCap() int {
+	if rp.max > 0 {
+		return rp.max
+	}
+	return max(rp.maxIdle, 8*runtime.GOMAXPROCS(0))
+}
+
+// markInvalid marks p broken if its driver says it is no longer valid.
+func markInvalid(p *phys) {
+	if !p.broken {
+		if v, ok := p.conn.(driver.Validator); ok && !v.IsValid() {
+			p.broken = true
+		}
+	}
+}
 
 // get returns a reader, opening one if the cap allows, else waiting for one
 // to be put back (bounded by ctx and the busy timeout). While the
@@ -63,10 +268,10 @@ func (rp *readerPool) getPreferring(ctx context.Context, prefer *phys) (*phys, e
 
 // trackLocked lists p among the readers in use. rp.mu is held.
 func (rp *readerPool) trackLocked(p *phys) {
-	p.since = time.Now()
+	p.since.Store(monoNow())
 	p.outIdx = len(rp.out)
 	rp.out = append(rp.out, p)
-	rp.peak = max(rp.peak, len(rp.out))
+	rp.peak = max(rp.peak, rp.inUseLocked())
 }
 
 // idleCap is how many readers the pool keeps idle, given that now is about
@@ -81,7 +286,7 @@ func (rp *readerPool) idleCap(now time.Time) int {
 		return rp.maxIdle
 	}
 	if now.Sub(rp.peakStart) >= peakWindow {
-		rp.prevPeak, rp.peak, rp.peakStart = rp.peak, len(rp.out), now
+		rp.prevPeak, rp.peak, rp.peakStart = rp.peak, rp.inUseLocked(), now
 	}
 	return max(rp.maxIdle, rp.peak, rp.prevPeak)
 }
@@ -93,7 +298,8 @@ func (rp *readerPool) untrackLocked(p *phys) {
 	rp.out[p.outIdx], moved.outIdx = moved, p.outIdx
 	rp.out[last] = nil
 	rp.out = rp.out[:last]
-	p.site.n = 0
+	p.site.Store(nil)
+	p.since.Store(0)
 }
 
 // gate is the read gate of the file, or nil before the handle is open.
@@ -131,6 +337,13 @@ func (rp *readerPool) take(ctx context.Context, prefer *phys) (p *phys, tracked 
 			rp.mu.Unlock()
 			return p, true, nil
 		}
+		if rp.max > 0 && rp.open >= rp.max {
+			if p := rp.reclaimLocked(); p != nil {
+				rp.trackLocked(p)
+				rp.mu.Unlock()
+				return p, true, nil
+			}
+		}
 		if rp.max == 0 || rp.open < rp.max {
 			rp.open++
 			rp.mu.Unlock()
@@ -146,6 +359,7 @@ func (rp *readerPool) take(ctx context.Context, prefer *phys) (p *phys, tracked 
 		}
 		ch := make(chan *phys, 1)
 		rp.waiters = append(rp.waiters, ch)
+		rp.nwait.Store(int32(len(rp.waiters)))
 		rp.mu.Unlock()
 		p, err := rp.wait(ctx, ch)
 		if err != nil {
@@ -176,6 +390,7 @@ func (rp *readerPool) wait(ctx context.Context, ch chan *phys) (*phys, error) {
 	for i, w := range rp.waiters {
 		if w == ch {
 			rp.waiters = append(rp.waiters[:i], rp.waiters[i+1:]...)
+			rp.nwait.Store(int32(len(rp.waiters)))
 			removed = true
 			break
 		}
@@ -200,6 +415,7 @@ func (rp *readerPool) wakeLocked() {
 	if len(rp.waiters) > 0 {
 		ch := rp.waiters[0]
 		rp.waiters = rp.waiters[1:]
+		rp.nwait.Store(int32(len(rp.waiters)))
 		ch <- nil
 	}
 }
@@ -215,41 +431,48 @@ func (rp *readerPool) put(p *phys) {
 // oldest returns the reader that has been in use longest, if any: since
 // when, and where its read transaction began.
 func (rp *readerPool) oldest() (since time.Time, site string, ok bool) {
-	rp.mu.Lock()
-	var cs callSite
-	for _, p := range rp.out {
-		if !ok || p.since.Before(since) {
-			since, cs, ok = p.since, p.site, true
-		}
+	p, n := rp.oldestRead()
+	if p == nil {
+		return time.Time{}, "", false
 	}
-	rp.mu.Unlock()
-	if ok {
+	if cs := p.site.Load(); cs != nil {
 		site = cs.String()
 	}
-	return since, site, ok
+	return monoTime(n), site, true
 }
 
 // oldestSince is oldest without the site.
 func (rp *readerPool) oldestSince() (since time.Time, ok bool) {
+	p, n := rp.oldestRead()
+	if p == nil {
+		return time.Time{}, false
+	}
+	return monoTime(n), true
+}
+
+// oldestRead returns the reader whose read began first among those in
+// use, lent or kept, and when (a monoNow reading); nil if none is.
+func (rp *readerPool) oldestRead() (oldest *phys, since int64) {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	for _, p := range rp.out {
-		if !ok || p.since.Before(since) {
-			since, ok = p.since, true
+	for _, list := range [][]*phys{rp.out, rp.kept} {
+		for _, p := range list {
+			if n := p.since.Load(); n != 0 && (oldest == nil || n < since) {
+				oldest, since = p, n
+			}
 		}
 	}
-	return since, ok
+	return oldest, since
 }
 
 // giveBack returns a reader to the pool, or closes it; untrack takes it off
 // the list of readers in use first.
 func (rp *readerPool) giveBack(p *phys, untrack bool) {
-	if !p.broken {
-		if v, ok := p.conn.(driver.Validator); ok && !v.IsValid() {
-			p.broken = true
-		}
+	markInvalid(p)
+	now := time.Now()
+	if n := p.since.Load(); n != 0 {
+		now = monoTime(n) // near enough, and no clock read
 	}
-	since := p.since
 	rp.mu.Lock()
 	if untrack {
 		rp.untrackLocked(p)
@@ -264,11 +487,12 @@ func (rp *readerPool) giveBack(p *phys, untrack bool) {
 	if len(rp.waiters) > 0 {
 		ch := rp.waiters[0]
 		rp.waiters = rp.waiters[1:]
+		rp.nwait.Store(int32(len(rp.waiters)))
 		ch <- p
 		rp.mu.Unlock()
 		return
 	}
-	limit := rp.idleCap(since)
+	limit := max(0, rp.idleCap(now)-rp.keptIdleLocked())
 	if len(rp.idle) < limit {
 		rp.idle = append(rp.idle, p)
 		rp.mu.Unlock()
@@ -286,26 +510,49 @@ func (rp *readerPool) giveBack(p *phys, untrack bool) {
 	}
 }
 
-// counts returns the number of readers open and idle.
+// counts returns the number of readers open and idle (kept ones that no
+// read uses count as idle).
 func (rp *readerPool) counts() (open, idle int) {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	return rp.open, len(rp.idle)
+	return rp.open, len(rp.idle) + rp.keptIdleLocked()
+}
+
+// inUseLocked counts the readers in use: lent, or kept and busy. rp.mu is
+// held.
+func (rp *readerPool) inUseLocked() int {
+	return len(rp.out) + len(rp.kept) - rp.keptIdleLocked()
+}
+
+// keptIdleLocked counts the kept readers that no read uses: idle too, for
+// the pool's cap on idle readers. rp.mu is held.
+func (rp *readerPool) keptIdleLocked() int {
+	n := 0
+	for _, p := range rp.kept {
+		if p.hold.Load() == holdKept {
+			n++
+		}
+	}
+	return n
 }
 
 // close closes the idle readers; the ones in use are closed when put back.
 func (rp *readerPool) close() {
 	rp.mu.Lock()
 	rp.closed = true
+	rp.shut.Store(true)
 	rp.mu.Unlock()
 	rp.closeIdle()
 }
 
-// closeIdle closes the idle readers.
+// closeIdle closes the idle readers, and the kept ones that no read uses.
 func (rp *readerPool) closeIdle() {
 	rp.mu.Lock()
 	idle := rp.idle
 	rp.idle = nil
+	for p := rp.reclaimLocked(); p != nil; p = rp.reclaimLocked() {
+		idle = append(idle, p)
+	}
 	rp.open -= len(idle)
 	rp.mu.Unlock()
 	for _, p := range idle {

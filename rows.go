@@ -12,8 +12,9 @@ import (
 type connRows struct {
 	inner  driver.Rows
 	cs     *cachedStmt // statement to mark free, or nil
-	reader *phys       // reader to put back, or nil
+	reader *phys       // reader to release, or nil
 	pool   *readerPool
+	last   **phys // the reader slot of the logical connection, for release
 	closed bool
 }
 
@@ -43,7 +44,7 @@ func (r *connRows) Close() error {
 		r.cs.inUse = false
 	}
 	if r.reader != nil {
-		r.pool.put(r.reader)
+		r.pool.release(r.reader, r.last)
 	}
 	return err
 }

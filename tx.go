@@ -149,14 +149,14 @@ func (c *conn) txTarget(ctx context.Context, kind holdKind, write bool) (*txStat
 		}
 		t.ph = own
 	default:
-		r, err := c.c.readers.getPreferring(ctx, c.last)
+		r, err := c.c.readers.acquire(ctx, &c.last)
 		if err != nil {
 			return nil, err
 		}
-		c.last = r
 		// Where the read transaction began, should it keep a
 		// checkpoint from resetting the -wal.
-		r.site = captureSite()
+		site := captureSite()
+		r.site.Store(&site)
 		t.ph, t.reader = r, true
 	}
 	return t, nil
@@ -166,7 +166,7 @@ func (c *conn) txTarget(ctx context.Context, kind holdKind, write bool) (*txStat
 func (c *conn) release(t *txState) {
 	switch {
 	case t.reader:
-		c.c.readers.put(t.ph)
+		c.c.readers.release(t.ph, &c.last)
 	case t.locked:
 		if t.ph == c.c.writer {
 			c.c.checkWriter(t.ph)
