@@ -335,7 +335,11 @@ func (c *connector) sharedWriter(ctx context.Context) (*phys, error) {
 // the connection that sets the file up (journal mode, auto_vacuum, the
 // DSN's file-level pragmas).
 func (c *connector) openWriter(ctx context.Context, first bool) (*phys, error) {
-	return c.open(ctx, false, first)
+	w, err := c.open(ctx, false, first)
+	if err == nil {
+		w.comeFirst()
+	}
+	return w, err
 }
 
 // openSession opens a connection for one logical connection's own use: a

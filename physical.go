@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sqlitesafe/sqlitesafe/internal/engine"
+	"github.com/sqlitesafe/sqlitesafe/internal/sqlitesched"
 	"modernc.org/sqlite"
 )
 
@@ -45,6 +46,18 @@ type phys struct {
 	outIdx int
 	hold   atomic.Int32
 	used   atomic.Int64 // when its last read began (a monoNow reading)
+
+	// first is the libc.TLS ID by which SQLite's mutexes let this
+	// connection come first (comeFirst), or 0.
+	first int32
+}
+
+// comeFirst makes p, a writer connection, come first at SQLite's mutexes
+// (sqlitesched.SetFirst) while it is open.
+func (p *phys) comeFirst() {
+	if h := p.handle(); h != nil && sqlitesched.SetFirst(h.tls.ID, true) {
+		p.first = h.tls.ID
+	}
 }
 
 // cachedStmt is a prepared statement kept by a phys for its query text.
@@ -292,6 +305,10 @@ func (p *phys) ensureNoTx() {
 
 // close closes the cached statements and the connection.
 func (p *phys) close() error {
+	if p.first != 0 {
+		sqlitesched.SetFirst(p.first, false)
+		p.first = 0
+	}
 	p.last, p.lastQuery = nil, ""
 	for q, cs := range p.stmts {
 		cs.close()

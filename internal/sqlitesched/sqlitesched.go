@@ -24,6 +24,15 @@
 // and parks the goroutine (time.Sleep) for longer ones, such as the busy
 // handler's.
 //
+// Every page cache gets a group of its own (see separateCaches), so that
+// page fetches take no mutex shared by all connections.
+//
+// A writer connection comes first at the mutexes (SetFirst): while it
+// waits for one, the other connections leave it to it, and the releaser
+// gives it its processor; at one wait in firstShare it waits as the others
+// do. Beside reading goroutines the writer otherwise waits behind each of
+// them for a turn of the processor at every wait it loses.
+//
 // SQLite accepts SQLITE_CONFIG_MUTEX only before it is initialized. If it was
 // initialized first (by another package's init), SQLite keeps its own
 // mutexes, which are correct too; Installed reports false.
@@ -36,6 +45,7 @@ package sqlitesched
 import (
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,10 +59,15 @@ import (
 var (
 	mutexes atomic.Bool // Install configured SQLite's mutexes
 	sleeps  atomic.Bool // Install replaced the unix VFS's xSleep
+	caches  atomic.Bool // Install gave page caches a group each
 )
 
 // Installed reports whether SQLite runs on this package's mutexes.
 func Installed() bool { return mutexes.Load() }
+
+// SeparateCaches reports whether the page caches created since init have a
+// group of their own each (see separateCaches).
+func SeparateCaches() bool { return caches.Load() }
 
 // SleepInstalled reports whether the unix VFS sleeps through this package.
 func SleepInstalled() bool { return sleeps.Load() }
@@ -78,6 +93,8 @@ func install() {
 	if sqlite3.Xsqlite3_initialize(tls) != sqlite3.SQLITE_OK {
 		return
 	}
+	separateCaches()
+	caches.Store(true)
 	first := sqlite3.Xsqlite3_vfs_find(tls, 0)
 	if first == 0 {
 		return
@@ -138,6 +155,9 @@ type mutex struct {
 	// state is 0 when free, 1 when held, 2 when held and a goroutine may
 	// be parked on it.
 	state atomic.Int32
+	// first counts the waiters of connections that come first
+	// (SetFirst): while there are any, the others leave it to them.
+	first atomic.Int32
 	// owner is the holder's libc.TLS ID and count its depth, for a
 	// recursive mutex.
 	owner     atomic.Int32
@@ -228,6 +248,20 @@ const (
 	// goroutines beside an inserting one), longer spins starve the writer:
 	// 16 gave it 11.1-11.4k inserts/s, 64 5.7-6.7k, 256 0.7-1.4k, 4 12.4-12.9k.
 	spins = 4
+	// firstSpins is how many times a waiter that comes first looks,
+	// and how many times the others look while it waits.
+	firstSpins = 2048
+	// firstShare: at one in firstShare of its waits, a waiter that
+	// comes first waits as the others do first. That sets the writer's
+	// share of the processors beside reading goroutines. Measured with 8
+	// readers beside one writer (bench/peers W4-8w, medians of 3), in
+	// inserts/s and reads/s: with no connection first, 9.4k and 134.7k
+	// (page caches shared) or 3.8-5.9k and 211-325k (separate); first at
+	// every wait, 37.8k and 103.1k (the writer takes a processor); at one
+	// in 2, 5.7-10.1k and 227-249k; in 4, 9.2k and 211.1k; in 8, 21.6k
+	// and 163.4k, and in one run beside the peers 14.6k and 191.6k
+	// against mattn two pools' 13.0k and 135.2k.
+	firstShare = 8
 	// yields is how many times a waiter yields its processor before it
 	// parks until the mutex is released (with 16 spins, none gave the
 	// writer above 6.4-7.8k inserts/s, 2 to 32 gave 10.2-11.7k).
@@ -237,10 +271,52 @@ const (
 // lock takes m: at once when free; else it spins, yields, and parks, in
 // that order, retrying after each.
 func (m *mutex) lock() {
-	if m.state.CompareAndSwap(0, 1) {
+	if m.first.Load() == 0 && m.state.CompareAndSwap(0, 1) {
 		return
 	}
 	for range yields {
+		// While a connection that comes first waits, look longer: it
+		// takes the mutex at the release, and this waiter the one after.
+		for j := 0; j < spins || (j < firstSpins && m.first.Load() != 0); j++ {
+			if m.first.Load() == 0 && m.state.Load() == 0 && m.state.CompareAndSwap(0, 1) {
+				return
+			}
+		}
+		runtime.Gosched()
+		if m.first.Load() == 0 && m.state.CompareAndSwap(0, 1) {
+			return
+		}
+	}
+	// Park: mark the mutex as having a waiter (2); whoever releases it
+	// then wakes one. Taking it with the mark set is harmless: the
+	// release wakes a waiter that may find nobody to wait for.
+	for {
+		if m.first.Load() != 0 {
+			// One that comes first waits: leave the mutex to it, but
+			// keep the mark, or its release would wake nobody while
+			// others are parked.
+			m.state.CompareAndSwap(1, 2)
+			runtime.Gosched()
+			continue
+		}
+		if m.state.Swap(2) == 0 {
+			return
+		}
+		park(m, false)
+	}
+}
+
+// lockFirst is lock for a connection that comes first. At one wait in
+// firstShare that it loses, it first waits as the others do, yielding its
+// processor once; then (and at the other waits at once) the others leave
+// the mutex to it while it spins, longer than they do (a holder may hold
+// the mutex across a system call), then parks, to be woken first and given
+// the releaser's processor (unlock).
+func (m *mutex) lockFirst() {
+	if m.state.CompareAndSwap(0, 1) {
+		return
+	}
+	if firstWaits.Add(1)%firstShare == 0 {
 		for range spins {
 			if m.state.Load() == 0 && m.state.CompareAndSwap(0, 1) {
 				return
@@ -251,17 +327,66 @@ func (m *mutex) lock() {
 			return
 		}
 	}
-	// Park: mark the mutex as having a waiter (2); whoever releases it
-	// then wakes one. Taking it with the mark set is harmless: the
-	// release wakes a waiter that may find nobody to wait for.
+	m.first.Add(1)
+	defer m.first.Add(-1)
+	for range firstSpins {
+		if m.state.Load() == 0 && m.state.CompareAndSwap(0, 1) {
+			return
+		}
+	}
+	// Parked, it is woken first, and the releaser gives it its
+	// processor (unlock).
 	for m.state.Swap(2) != 0 {
-		park(m)
+		park(m, true)
 	}
 }
 
+// firstWaits counts the waits that connections which come first lost.
+var firstWaits atomic.Uint32
+
+// firsts lists the libc.TLS IDs of the connections that come first at
+// SQLite's mutexes (SetFirst); 0 is a free slot.
+var firsts [16]atomic.Int32
+
+// SetFirst makes the connection whose libc.TLS ID is id come first at
+// SQLite's mutexes (on) or no longer (off): while it waits for one, other
+// connections leave the mutex to it. sqlite-safe sets it for each writer
+// connection, which beside reading goroutines would otherwise wait behind
+// each of them, one processor's turn at a time. It reports whether id is
+// listed (at most 16 are).
+func SetFirst(id int32, on bool) bool {
+	if id == 0 {
+		return false
+	}
+	if !on {
+		for i := range firsts {
+			firsts[i].CompareAndSwap(id, 0)
+		}
+		return false
+	}
+	for i := range firsts {
+		if firsts[i].CompareAndSwap(0, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// isFirst reports whether the connection of id comes first.
+func isFirst(id int32) bool {
+	for i := range firsts {
+		if firsts[i].Load() == id {
+			return true
+		}
+	}
+	return false
+}
+
 func (m *mutex) unlock() {
-	if m.state.Swap(0) == 2 {
-		wake(m)
+	if m.state.Swap(0) == 2 && wake(m) {
+		// The waiter woken comes first: it runs now, on this
+		// processor, rather than after this goroutine's turn.
+		runtime.Gosched()
 	}
 }
 
@@ -273,34 +398,49 @@ func (m *mutex) unlock() {
 // sync.Mutex of modernc.org/libc's pthread mutexes did.
 var parked struct {
 	sync.Mutex
-	q map[*mutex][]*sync.Mutex
+	q map[*mutex][]*parkedWaiter
+}
+
+// parkedWaiter is one goroutine parked on a mutex.
+type parkedWaiter struct {
+	sync.Mutex      // locked until the waiter is woken
+	first      bool // its connection comes first: woken before the others
 }
 
 // park waits until m is released, unless it was released already (its state
 // no longer 2), and returns: the caller tries again.
-func park(m *mutex) {
+func park(m *mutex, first bool) {
 	parked.Lock()
 	if m.state.Load() != 2 {
 		parked.Unlock()
 		return
 	}
 	if parked.q == nil {
-		parked.q = make(map[*mutex][]*sync.Mutex)
+		parked.q = make(map[*mutex][]*parkedWaiter)
 	}
-	w := new(sync.Mutex)
+	w := &parkedWaiter{first: first}
 	w.Lock()
-	parked.q[m] = append(parked.q[m], w)
+	q := parked.q[m]
+	i := len(q)
+	if first {
+		// Behind the other first ones, before the rest.
+		for i = 0; i < len(q) && q[i].first; i++ {
+		}
+	}
+	parked.q[m] = slices.Insert(q, i, w)
 	parked.Unlock()
 	w.Lock() // until wake unlocks it
 }
 
-// wake lets the longest-parked waiter of m, if any, try again.
-func wake(m *mutex) {
+// wake lets the longest-parked waiter of m, if any, try again: one whose
+// connection comes first if any is parked. It reports whether it woke one
+// of those.
+func wake(m *mutex) (first bool) {
 	parked.Lock()
 	q := parked.q[m]
 	if len(q) == 0 {
 		parked.Unlock()
-		return
+		return false
 	}
 	w := q[0]
 	if len(q) == 1 {
@@ -310,6 +450,7 @@ func wake(m *mutex) {
 	}
 	parked.Unlock()
 	w.Unlock()
+	return w.first
 }
 
 func mutexEnter(tls *libc.TLS, p uintptr) {
@@ -322,9 +463,21 @@ func mutexEnter(tls *libc.TLS, p uintptr) {
 			m.count++
 			return
 		}
-		m.lock()
+		m.lockFor(tls)
 		m.owner.Store(tls.ID)
 		m.count = 1
+		return
+	}
+	m.lockFor(tls)
+}
+
+// lockFor is lock or lockFirst, as the connection of tls comes first or not.
+func (m *mutex) lockFor(tls *libc.TLS) {
+	if m.first.Load() == 0 && m.state.CompareAndSwap(0, 1) {
+		return
+	}
+	if isFirst(tls.ID) {
+		m.lockFirst()
 		return
 	}
 	m.lock()

@@ -34,6 +34,9 @@ func TestInstalled(t *testing.T) {
 	if got := vfsAt(sqlite3.Xsqlite3_vfs_find(tls, 0)).FxSleep; got != cfunc(sleep) {
 		t.Fatalf("the default VFS's xSleep is %#x, not sleep", got)
 	}
+	if !SeparateCaches() || pcache1.FseparateCache != 1 {
+		t.Fatalf("page caches in one group: SeparateCaches %v, separateCache %d", SeparateCaches(), pcache1.FseparateCache)
+	}
 	// A static mutex SQLite hands out is one of ours.
 	if got := sqlite3.Xsqlite3_mutex_alloc(tls, sqlite3.SQLITE_MUTEX_STATIC_LRU); got != statics[sqlite3.SQLITE_MUTEX_STATIC_LRU] {
 		t.Fatalf("SQLITE_MUTEX_STATIC_LRU is %#x, want %#x", got, statics[sqlite3.SQLITE_MUTEX_STATIC_LRU])
@@ -84,6 +87,10 @@ func TestMutexExclusion(t *testing.T) {
 				wg.Go(func() {
 					tls := libc.NewTLS()
 					defer tls.Close()
+					if g%4 == 0 { // some come first (SetFirst)
+						SetFirst(tls.ID, true)
+						defer SetFirst(tls.ID, false)
+					}
 					for i := range rounds {
 						sqlite3.Xsqlite3_mutex_enter(tls, m)
 						v := n
@@ -288,5 +295,118 @@ func TestConcurrentConnections(t *testing.T) {
 		if err := db.QueryRow("SELECT count(*) FROM t WHERE g = ?", g).Scan(&n); err != nil || n != inserts {
 			t.Errorf("writer %d: %d rows (%v), want %d", g, n, err, inserts)
 		}
+	}
+}
+
+// TestFirstComesFirst: of two goroutines waiting for a mutex, the one whose
+// connection comes first (SetFirst) takes it at its release, though the
+// other waited longer, parked; and SetFirst lists and unlists.
+func TestFirstComesFirst(t *testing.T) {
+	tls := libc.NewTLS()
+	defer tls.Close()
+	h := sqlite3.Xsqlite3_mutex_alloc(tls, sqlite3.SQLITE_MUTEX_FAST)
+	if h == 0 {
+		t.Fatal("sqlite3_mutex_alloc returned NULL")
+	}
+	defer sqlite3.Xsqlite3_mutex_free(tls, h)
+	m := get(h)
+	sqlite3.Xsqlite3_mutex_enter(tls, h)
+	var mu sync.Mutex
+	var order []string
+	var wg sync.WaitGroup
+	enter := func(name string, first bool) {
+		wg.Go(func() {
+			tls := libc.NewTLS()
+			defer tls.Close()
+			if first {
+				if !SetFirst(tls.ID, true) || !isFirst(tls.ID) {
+					t.Error("SetFirst did not list the connection")
+				}
+				defer SetFirst(tls.ID, false)
+			}
+			sqlite3.Xsqlite3_mutex_enter(tls, h)
+			mu.Lock()
+			order = append(order, name)
+			mu.Unlock()
+			sqlite3.Xsqlite3_mutex_leave(tls, h)
+		})
+	}
+	enter("other", false)
+	deadline := time.Now().Add(10 * time.Second)
+	for m.state.Load() != 2 { // the other has parked
+		if time.Now().After(deadline) {
+			t.Fatal("the other waiter did not park")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	enter("first", true)
+	for m.first.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first waiter does not wait")
+		}
+		runtime.Gosched()
+	}
+	sqlite3.Xsqlite3_mutex_leave(tls, h)
+	wg.Wait()
+	if fmt.Sprint(order) != "[first other]" {
+		t.Fatalf("took the mutex in the order %v, want [first other]", order)
+	}
+	probe := libc.NewTLS()
+	defer probe.Close()
+	if isFirst(probe.ID) {
+		t.Fatal("a connection never listed comes first")
+	}
+}
+
+// TestWakeFirst: of the goroutines parked on a mutex, a release wakes
+// those whose connections come first before the others, each group in
+// the order it parked.
+func TestWakeFirst(t *testing.T) {
+	m := &mutex{}
+	m.state.Store(2) // held, with waiters
+	var mu sync.Mutex
+	var woken []string
+	var wg sync.WaitGroup
+	for i, w := range []struct {
+		name  string
+		first bool
+	}{{"other1", false}, {"first1", true}, {"other2", false}, {"first2", true}} {
+		wg.Go(func() {
+			park(m, w.first)
+			mu.Lock()
+			woken = append(woken, w.name)
+			mu.Unlock()
+		})
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			parked.Lock()
+			n := len(parked.q[m])
+			parked.Unlock()
+			if n == i+1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not park", w.name)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for i, want := range []bool{true, true, false, false} {
+		if got := wake(m); got != want {
+			t.Fatalf("wake %d woke a waiter that comes first: %v, want %v", i, got, want)
+		}
+		for {
+			mu.Lock()
+			n := len(woken)
+			mu.Unlock()
+			if n == i+1 {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	wg.Wait()
+	if fmt.Sprint(woken) != "[first1 first2 other1 other2]" {
+		t.Fatalf("woken in the order %v, want [first1 first2 other1 other2]", woken)
 	}
 }
