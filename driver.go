@@ -102,9 +102,12 @@
 // database for the whole *sql.DB, served by one SQLite connection.
 //
 // Importing the package configures SQLite for the whole process, once, at
-// init: SQLite's mutexes (the page cache's and each database's wal-index
-// mutex are shared by every connection) become ones that never hand the
-// processor to a waiter on release, and the unix VFS sleeps through Go's
+// init: SQLite's mutexes (each database's wal-index mutex is shared by
+// every connection) become ones that never hand the processor to a waiter
+// on release, except to a writer connection, which comes first at them;
+// every page cache gets a group of its own, with no mutex shared by all
+// connections (sqlite3_release_memory and the soft heap limit then no
+// longer shrink page caches); and the unix VFS sleeps through Go's
 // scheduler, so that a writer is not starved by reading goroutines. Plain
 // modernc.org/sqlite connections of the program run on them too. The
 // environment variable SQLITESAFE_SCHED=off, set when the program starts,

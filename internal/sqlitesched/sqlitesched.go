@@ -13,8 +13,8 @@
 // behind the readers once per release. The mutexes installed here
 // (SQLITE_CONFIG_MUTEX) are taken by compare-and-swap, spin briefly while the
 // holder (which holds them for well under a microsecond) runs, then yield
-// the processor a few times, then park until released; a release never gives
-// the processor away.
+// the processor a few times, then park until released; a release gives the
+// processor away only to a waiter whose connection comes first (below).
 //
 // SQLite's unix VFS sleeps with nanosleep, blocking the thread: between the
 // retries of a read transaction whose start found the wal-index changing it
