@@ -166,17 +166,26 @@ func (rp *readerPool) trim(now int64) {
 	// Reads on kept readers do not give readers back: the idle ones
 	// above the cap are closed here.
 	rp.mu.Lock()
-	var surplus []*phys
-	if limit := max(0, rp.idleCap(monoTime(now))-rp.keptIdleLocked()); len(rp.idle) > limit {
-		surplus = append(surplus, rp.idle[limit:]...)
-		clear(rp.idle[limit:])
-		rp.idle = rp.idle[:limit]
-		rp.open -= len(surplus)
-	}
+	surplus := rp.dropIdleLocked(nil, max(0, rp.idleCap(monoTime(now))-rp.keptIdleLocked()))
 	rp.mu.Unlock()
 	for _, p := range surplus {
 		p.close()
 	}
+}
+
+// dropIdleLocked takes the idle readers above limit out of the pool and
+// returns them after those of surplus, for the caller to close without
+// rp.mu. rp.mu is held.
+func (rp *readerPool) dropIdleLocked(surplus []*phys, limit int) []*phys {
+	if len(rp.idle) <= limit {
+		return surplus
+	}
+	n := len(surplus)
+	surplus = append(surplus, rp.idle[limit:]...)
+	clear(rp.idle[limit:])
+	rp.idle = rp.idle[:limit]
+	rp.open -= len(surplus) - n
+	return surplus
 }
 
 // unkeep takes back the reader *last, if its logical connection keeps it
@@ -207,12 +216,16 @@ func (rp *readerPool) reclaimLocked() *phys {
 }
 
 // unkeepLocked takes p off the list of kept readers. rp.mu is held.
-func (rp *readerPool) unkeepLocked(p *phys) {
-	last := len(rp.kept) - 1
-	moved := rp.kept[last]
-	rp.kept[p.outIdx], moved.outIdx = moved, p.outIdx
-	rp.kept[last] = nil
-	rp.kept = rp.kept[:last]
+func (rp *readerPool) unkeepLocked(p *phys) { rp.kept = unlist(rp.kept, p) }
+
+// unlist takes p off list, in which its place is p.outIdx, moving the last
+// reader of the list there.
+func unlist(list []*phys, p *phys) []*phys {
+	last := len(list) - 1
+	moved := list[last]
+	list[p.outIdx], moved.outIdx = moved, p.outIdx
+	list[last] = nil
+	return list[:last]
 }
 
 // keepCap is how many readers logical connections may keep: all that
@@ -293,11 +306,7 @@ func (rp *readerPool) idleCap(now time.Time) int {
 
 // untrackLocked takes p off the list of readers in use. rp.mu is held.
 func (rp *readerPool) untrackLocked(p *phys) {
-	last := len(rp.out) - 1
-	moved := rp.out[last]
-	rp.out[p.outIdx], moved.outIdx = moved, p.outIdx
-	rp.out[last] = nil
-	rp.out = rp.out[:last]
+	rp.out = unlist(rp.out, p)
 	p.site.Store(nil)
 	p.since.Store(0)
 }
@@ -500,10 +509,8 @@ func (rp *readerPool) giveBack(p *phys, untrack bool) {
 	}
 	// Over the cap: close this reader, and the idle ones a burst left
 	// that the last two windows did not need.
-	surplus := append([]*phys{p}, rp.idle[limit:]...)
-	clear(rp.idle[limit:])
-	rp.idle = rp.idle[:limit]
-	rp.open -= len(surplus)
+	rp.open--
+	surplus := rp.dropIdleLocked([]*phys{p}, limit)
 	rp.mu.Unlock()
 	for _, p := range surplus {
 		p.close()
