@@ -57,7 +57,8 @@ type waiter struct {
 	deadline time.Time     // when its wait runs out (busy timeout)
 	warned   bool          // the slow-wait warning for it is out; guarded by writeQueue.mu
 	h        holder        // what it will be once it holds the lock
-	prev     holder        // the holder that granted it the lock, as it released it
+	prev     holder        // the holder that granted it the lock, as it released it; or held it as the wait expired
+	held     bool          // the lock was held as the wait expired (waitExpired)
 	req      *writeRequest // nil for a plain lock waiter
 }
 
@@ -251,7 +252,9 @@ func (q *writeQueue) expire() {
 	kept := q.waiters[:0]
 	for _, w := range q.waiters {
 		if !now.Before(w.deadline) {
-			w.state = waitExpired
+			// What made it wait, for its error: by the time it reads
+			// the queue again, the holder may be gone.
+			w.state, w.held, w.prev = waitExpired, q.held, q.holder
 			close(w.ready)
 			continue
 		}
@@ -289,12 +292,13 @@ func (q *writeQueue) wait(ctx context.Context, w *waiter) error {
 		procWaiting bool
 	)
 	switch w.state {
-	case waitQueued, waitExpired:
-		if w.state == waitQueued {
-			q.remove(w)
-		}
+	case waitQueued:
+		q.remove(w)
 		e = timeoutError(q.file, time.Since(start), cause, q.held, q.holder)
 		procWaiting = q.held && q.holder.procWaiting
+	case waitExpired:
+		e = timeoutError(q.file, time.Since(start), cause, w.held, w.prev)
+		procWaiting = w.held && w.prev.procWaiting
 	case waitGranted:
 		// Granted as the wait ran out: pass the lock on. What made it
 		// wait is the holder that released it just now.
