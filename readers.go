@@ -59,7 +59,7 @@ func monoTime(n int64) time.Time { return epoch.Add(time.Duration(n - 1)) }
 // acquire returns a reader for a read of the logical connection whose
 // reader is *last: that reader itself when the connection keeps it and
 // nobody took it back meanwhile, without the pool's lock (8 goroutines
-// reading through prepared statements spent 12% of their time in the
+// reading through prepared statements spent 7.6% of their CPU in the
 // pool's get and put); else one from getPreferring, which becomes *last.
 // release ends the read.
 func (rp *readerPool) acquire(ctx context.Context, last **phys) (*phys, error) {
