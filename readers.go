@@ -21,8 +21,7 @@ type readerPool struct {
 	waiters []chan *phys // FIFO; a nil send means "a slot is free, open one"
 	out     []*phys      // the readers it lent and are in use, for the checkpointer's reports
 	kept    []*phys      // the readers logical connections keep between their reads (see acquire)
-	closed  bool
-	shut    atomic.Bool  // closed, for the keepers, which do not take mu
+	closed  atomic.Bool  // set by close; read without mu by the keepers
 	nwait   atomic.Int32 // len(waiters), for the keepers
 	// trimAt is when (a monoNow reading) a read that ends next looks for
 	// kept readers unused for keptIdle, to give back.
@@ -98,7 +97,7 @@ func (rp *readerPool) release(p *phys, last **phys) {
 		defer rp.trim(n)
 	}
 	if p.hold.Load() == holdKeptBusy {
-		if p.broken || rp.shut.Load() || *last != p || rp.nwait.Load() > 0 {
+		if p.broken || rp.closed.Load() || *last != p || rp.nwait.Load() > 0 {
 			// Not to be kept: broken, the pool closed, not the
 			// connection's reader any more, or another read waits
 			// for a reader (_max_readers).
@@ -118,7 +117,7 @@ func (rp *readerPool) release(p *phys, last **phys) {
 		return
 	}
 	rp.mu.Lock()
-	if p.broken || rp.closed || *last != p || len(rp.waiters) > 0 || len(rp.kept) >= rp.keepCap() {
+	if p.broken || rp.closed.Load() || *last != p || len(rp.waiters) > 0 || len(rp.kept) >= rp.keepCap() {
 		rp.mu.Unlock()
 		rp.put(p)
 		return
@@ -324,7 +323,7 @@ func (rp *readerPool) gate() *readGate {
 func (rp *readerPool) take(ctx context.Context, prefer *phys) (p *phys, tracked bool, err error) {
 	for {
 		rp.mu.Lock()
-		if rp.closed {
+		if rp.closed.Load() {
 			rp.mu.Unlock()
 			return nil, false, ErrClosed
 		}
@@ -486,7 +485,7 @@ func (rp *readerPool) giveBack(p *phys, untrack bool) {
 	if untrack {
 		rp.untrackLocked(p)
 	}
-	if p.broken || rp.closed {
+	if p.broken || rp.closed.Load() {
 		rp.open--
 		rp.wakeLocked()
 		rp.mu.Unlock()
@@ -546,8 +545,7 @@ func (rp *readerPool) keptIdleLocked() int {
 // close closes the idle readers; the ones in use are closed when put back.
 func (rp *readerPool) close() {
 	rp.mu.Lock()
-	rp.closed = true
-	rp.shut.Store(true)
+	rp.closed.Store(true)
 	rp.mu.Unlock()
 	rp.closeIdle()
 }
