@@ -152,18 +152,34 @@ func configureMutexes(tls *libc.TLS) bool {
 // mutexSlots. The mutexes live in Go's heap, where the race detector sees
 // their atomics order what SQLite's code does under them.
 type mutex struct {
-	// state is 0 when free, 1 when held, 2 when held and a goroutine may
-	// be parked on it.
-	state atomic.Int32
+	// state is 0 when free. Held, its two low bits are 1, or 2 when a
+	// goroutine may be parked on it (stateMask), and for a recursive
+	// mutex the bits above them are the holder's libc.TLS ID (holder): a
+	// connection entering the mutex again sees that it holds it with one
+	// load, and taking and leaving it is one compare-and-swap and one
+	// swap, as for a fast mutex.
+	state atomic.Uint64
 	// first counts the waiters of connections that come first
 	// (SetFirst): while there are any, the others leave it to them.
 	first atomic.Int32
-	// owner is the holder's libc.TLS ID and count its depth, for a
-	// recursive mutex.
-	owner     atomic.Int32
+	// count is a recursive mutex's depth, touched by its holder only.
 	count     int32
 	recursive bool
 }
+
+const (
+	stateHeld   = 1 // held, nobody parked
+	stateParked = 2 // held, and a goroutine may be parked on it
+	stateMask   = 3 // the bits that say which
+)
+
+// holder is the high bits of the state of a recursive mutex held by the
+// connection of id.
+func holder(id int32) uint64 { return uint64(uint32(id)) << 2 }
+
+// heldBy reports whether state v is that of a mutex held by the connection
+// whose holder bits are h (recursive mutexes only: a fast one has none).
+func heldBy(v, h uint64) bool { return v != 0 && v&^stateMask == h }
 
 const slotBits = 10
 
@@ -235,7 +251,6 @@ func mutexFree(tls *libc.TLS, h uintptr) {
 	}
 	m := get(h)
 	m.state.Store(0)
-	m.owner.Store(0)
 	m.count = 0
 	handles.Lock()
 	handles.free = append(handles.free, h)
@@ -268,41 +283,61 @@ const (
 	yields = 8
 )
 
-// lock takes m: at once when free; else it spins, yields, and parks, in
-// that order, retrying after each.
-func (m *mutex) lock() {
-	if m.first.Load() == 0 && m.state.CompareAndSwap(0, 1) {
+// lock takes m for the holder bits h (0 for a fast mutex): at once when
+// free; else it spins, yields, and parks, in that order, retrying after each.
+func (m *mutex) lock(h uint64) {
+	if m.first.Load() == 0 && m.state.CompareAndSwap(0, h|stateHeld) {
 		return
 	}
 	for range yields {
 		// While a connection that comes first waits, look longer: it
 		// takes the mutex at the release, and this waiter the one after.
 		for j := 0; j < spins || (j < firstSpins && m.first.Load() != 0); j++ {
-			if m.first.Load() == 0 && m.state.Load() == 0 && m.state.CompareAndSwap(0, 1) {
+			if m.first.Load() == 0 && m.state.Load() == 0 && m.state.CompareAndSwap(0, h|stateHeld) {
 				return
 			}
 		}
 		runtime.Gosched()
-		if m.first.Load() == 0 && m.state.CompareAndSwap(0, 1) {
+		if m.first.Load() == 0 && m.state.CompareAndSwap(0, h|stateHeld) {
 			return
 		}
 	}
-	// Park: mark the mutex as having a waiter (2); whoever releases it
-	// then wakes one. Taking it with the mark set is harmless: the
-	// release wakes a waiter that may find nobody to wait for.
+	// Park: mark the mutex as having a waiter; whoever releases it then
+	// wakes one. Taking it with the mark set is harmless: the release
+	// wakes a waiter that may find nobody to wait for.
 	for {
 		if m.first.Load() != 0 {
 			// One that comes first waits: leave the mutex to it, but
 			// keep the mark, or its release would wake nobody while
 			// others are parked.
-			m.state.CompareAndSwap(1, 2)
+			if v := m.state.Load(); v&stateMask == stateHeld {
+				m.state.CompareAndSwap(v, v&^stateMask|stateParked)
+			}
 			runtime.Gosched()
 			continue
 		}
-		if m.state.Swap(2) == 0 {
+		if m.takeOrMark(h) {
 			return
 		}
 		park(m, false)
+	}
+}
+
+// takeOrMark takes m for the holder bits h, marked as having a parked
+// waiter, if it is free; else it marks the holder's state so, and reports
+// false.
+func (m *mutex) takeOrMark(h uint64) bool {
+	for {
+		v := m.state.Load()
+		if v == 0 {
+			if m.state.CompareAndSwap(0, h|stateParked) {
+				return true
+			}
+			continue
+		}
+		if v&stateMask == stateParked || m.state.CompareAndSwap(v, v&^stateMask|stateParked) {
+			return false
+		}
 	}
 }
 
@@ -312,31 +347,31 @@ func (m *mutex) lock() {
 // the mutex to it while it spins, longer than they do (a holder may hold
 // the mutex across a system call), then parks, to be woken first and given
 // the releaser's processor (unlock).
-func (m *mutex) lockFirst() {
-	if m.state.CompareAndSwap(0, 1) {
+func (m *mutex) lockFirst(h uint64) {
+	if m.state.CompareAndSwap(0, h|stateHeld) {
 		return
 	}
 	if firstWaits.Add(1)%firstShare == 0 {
 		for range spins {
-			if m.state.Load() == 0 && m.state.CompareAndSwap(0, 1) {
+			if m.state.Load() == 0 && m.state.CompareAndSwap(0, h|stateHeld) {
 				return
 			}
 		}
 		runtime.Gosched()
-		if m.state.CompareAndSwap(0, 1) {
+		if m.state.CompareAndSwap(0, h|stateHeld) {
 			return
 		}
 	}
 	m.first.Add(1)
 	defer m.first.Add(-1)
 	for range firstSpins {
-		if m.state.Load() == 0 && m.state.CompareAndSwap(0, 1) {
+		if m.state.Load() == 0 && m.state.CompareAndSwap(0, h|stateHeld) {
 			return
 		}
 	}
 	// Parked, it is woken first, and the releaser gives it its
 	// processor (unlock).
-	for m.state.Swap(2) != 0 {
+	for !m.takeOrMark(h) {
 		park(m, true)
 	}
 }
@@ -383,7 +418,7 @@ func isFirst(id int32) bool {
 }
 
 func (m *mutex) unlock() {
-	if m.state.Swap(0) == 2 && wake(m) {
+	if m.state.Swap(0)&stateMask == stateParked && wake(m) {
 		// The waiter woken comes first: it runs now, on this
 		// processor, rather than after this goroutine's turn.
 		runtime.Gosched()
@@ -407,11 +442,11 @@ type parkedWaiter struct {
 	first      bool // its connection comes first: woken before the others
 }
 
-// park waits until m is released, unless it was released already (its state
-// no longer 2), and returns: the caller tries again.
+// park waits until m is released, unless it was released already (no
+// longer marked stateParked), and returns: the caller tries again.
 func park(m *mutex, first bool) {
 	parked.Lock()
-	if m.state.Load() != 2 {
+	if m.state.Load()&stateMask != stateParked {
 		parked.Unlock()
 		return
 	}
@@ -459,28 +494,28 @@ func mutexEnter(tls *libc.TLS, p uintptr) {
 	}
 	m := get(p)
 	if m.recursive {
-		if m.owner.Load() == tls.ID {
+		h := holder(tls.ID)
+		if heldBy(m.state.Load(), h) {
 			m.count++
 			return
 		}
-		m.lockFor(tls)
-		m.owner.Store(tls.ID)
+		m.lockFor(tls, h)
 		m.count = 1
 		return
 	}
-	m.lockFor(tls)
+	m.lockFor(tls, 0)
 }
 
 // lockFor is lock or lockFirst, as the connection of tls comes first or not.
-func (m *mutex) lockFor(tls *libc.TLS) {
-	if m.first.Load() == 0 && m.state.CompareAndSwap(0, 1) {
+func (m *mutex) lockFor(tls *libc.TLS, h uint64) {
+	if m.first.Load() == 0 && m.state.CompareAndSwap(0, h|stateHeld) {
 		return
 	}
 	if isFirst(tls.ID) {
-		m.lockFirst()
+		m.lockFirst(h)
 		return
 	}
-	m.lock()
+	m.lock(h)
 }
 
 func mutexTry(tls *libc.TLS, p uintptr) int32 {
@@ -488,15 +523,18 @@ func mutexTry(tls *libc.TLS, p uintptr) int32 {
 		return sqlite3.SQLITE_OK
 	}
 	m := get(p)
-	if m.recursive && m.owner.Load() == tls.ID {
-		m.count++
-		return sqlite3.SQLITE_OK
+	var h uint64
+	if m.recursive {
+		h = holder(tls.ID)
+		if heldBy(m.state.Load(), h) {
+			m.count++
+			return sqlite3.SQLITE_OK
+		}
 	}
-	if !m.state.CompareAndSwap(0, 1) {
+	if !m.state.CompareAndSwap(0, h|stateHeld) {
 		return sqlite3.SQLITE_BUSY
 	}
 	if m.recursive {
-		m.owner.Store(tls.ID)
 		m.count = 1
 	}
 	return sqlite3.SQLITE_OK
@@ -511,7 +549,6 @@ func mutexLeave(tls *libc.TLS, p uintptr) {
 		if m.count--; m.count > 0 {
 			return
 		}
-		m.owner.Store(0)
 	}
 	m.unlock()
 }
@@ -524,7 +561,7 @@ func mutexHeld(tls *libc.TLS, p uintptr) int32 {
 		return 1
 	}
 	m := get(p)
-	if m.state.Load() != 0 && (!m.recursive || m.owner.Load() == tls.ID) {
+	if v := m.state.Load(); v != 0 && (!m.recursive || heldBy(v, holder(tls.ID))) {
 		return 1
 	}
 	return 0
@@ -535,7 +572,7 @@ func mutexNotheld(tls *libc.TLS, p uintptr) int32 {
 		return 1
 	}
 	m := get(p)
-	if m.state.Load() == 0 || m.recursive && m.owner.Load() != tls.ID {
+	if v := m.state.Load(); v == 0 || m.recursive && !heldBy(v, holder(tls.ID)) {
 		return 1
 	}
 	return 0

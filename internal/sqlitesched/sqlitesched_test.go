@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -97,7 +98,14 @@ func TestMutexExclusion(t *testing.T) {
 						if (g+i)%50 == 0 {
 							runtime.Gosched() // hold it while others wait
 						}
+						again := typ == sqlite3.SQLITE_MUTEX_RECURSIVE && i%3 == 0
+						if again { // enter again, with others waiting
+							sqlite3.Xsqlite3_mutex_enter(tls, m)
+						}
 						n = v + 1
+						if again {
+							sqlite3.Xsqlite3_mutex_leave(tls, m)
+						}
 						sqlite3.Xsqlite3_mutex_leave(tls, m)
 					}
 				})
@@ -111,49 +119,69 @@ func TestMutexExclusion(t *testing.T) {
 }
 
 // TestMutexParks: a mutex held for a long time parks its waiters (they do
-// not spin through it), and its release lets every one of them through.
+// not spin through it), and its release lets every one of them through. A
+// recursive mutex's holder, its waiters parked, can enter it again and leave
+// it without letting them in.
 func TestMutexParks(t *testing.T) {
-	tls := libc.NewTLS()
-	defer tls.Close()
-	p := sqlite3.Xsqlite3_mutex_alloc(tls, sqlite3.SQLITE_MUTEX_FAST)
-	defer sqlite3.Xsqlite3_mutex_free(tls, p)
-	sqlite3.Xsqlite3_mutex_enter(tls, p)
-	const waiters = 4
-	done := make(chan struct{}, waiters)
-	for range waiters {
-		go func() {
+	for _, typ := range []int32{sqlite3.SQLITE_MUTEX_FAST, sqlite3.SQLITE_MUTEX_RECURSIVE} {
+		t.Run(fmt.Sprint("type ", typ), func(t *testing.T) {
 			tls := libc.NewTLS()
 			defer tls.Close()
+			p := sqlite3.Xsqlite3_mutex_alloc(tls, typ)
+			defer sqlite3.Xsqlite3_mutex_free(tls, p)
 			sqlite3.Xsqlite3_mutex_enter(tls, p)
+			const waiters = 4
+			var inside atomic.Int32
+			done := make(chan struct{}, waiters)
+			for range waiters {
+				go func() {
+					tls := libc.NewTLS()
+					defer tls.Close()
+					sqlite3.Xsqlite3_mutex_enter(tls, p)
+					inside.Add(1)
+					sqlite3.Xsqlite3_mutex_leave(tls, p)
+					done <- struct{}{}
+				}()
+			}
+			m := get(p)
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+				parked.Lock()
+				n := len(parked.q[m])
+				parked.Unlock()
+				if n == waiters {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d waiters parked", n, waiters)
+				}
+			}
+			if s := m.state.Load() & stateMask; s != stateParked {
+				t.Fatalf("state %d with waiters parked, want %d", s, stateParked)
+			}
+			if typ == sqlite3.SQLITE_MUTEX_RECURSIVE {
+				sqlite3.Xsqlite3_mutex_enter(tls, p) // would wait for itself if the mark lost the holder
+				if rc := sqlite3.Xsqlite3_mutex_try(tls, p); rc != sqlite3.SQLITE_OK {
+					t.Fatalf("the holder's try with waiters parked: %d, want SQLITE_OK", rc)
+				}
+				sqlite3.Xsqlite3_mutex_leave(tls, p)
+				sqlite3.Xsqlite3_mutex_leave(tls, p)
+				time.Sleep(10 * time.Millisecond)
+				if n := inside.Load(); n != 0 {
+					t.Fatalf("%d waiters got in while the holder was still inside once", n)
+				}
+			}
 			sqlite3.Xsqlite3_mutex_leave(tls, p)
-			done <- struct{}{}
-		}()
-	}
-	m := get(p)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		parked.Lock()
-		n := len(parked.q[m])
-		parked.Unlock()
-		if n == waiters {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d waiters parked", n, waiters)
-		}
-	}
-	if m.state.Load() != 2 {
-		t.Fatalf("state %d with waiters parked, want 2", m.state.Load())
-	}
-	sqlite3.Xsqlite3_mutex_leave(tls, p)
-	for i := range waiters {
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%d of %d waiters got the mutex after its release", i, waiters)
-		}
-	}
-	if s := m.state.Load(); s != 0 {
-		t.Fatalf("state %d after every waiter left, want 0", s)
+			for i := range waiters {
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("%d of %d waiters got the mutex after its release", i, waiters)
+				}
+			}
+			if s := m.state.Load(); s != 0 {
+				t.Fatalf("state %d after every waiter left, want 0", s)
+			}
+		})
 	}
 }
 
