@@ -402,8 +402,9 @@ var dsnKeys = []dsnKey{
 			return nil
 		}},
 	{name: "_stmt_cache_size", values: "a whole number, 0 or more",
-		doc: "mattn/go-sqlite3's per-connection statement cache; accepted, no effect (modernc.org/sqlite has none): " +
-			"prepare a statement run often with `db.Prepare`.",
+		doc: "mattn/go-sqlite3's per-connection statement cache; accepted, no effect: sqlite-safe keeps the statements of " +
+			"up to 64 queries prepared on each of its connections already, so `db.Prepare` gains nothing " +
+			"(it is a little slower than `db.Query` of the same text: BENCHMARKS.md, Prepared point reads).",
 		parse: integer(nil, func(n int) bool { return n >= 0 })},
 	{name: "_loc", sets: "the time zone", values: "auto or UTC", field: "Timezone",
 		doc: "mattn/go-sqlite3's time zone of times read. `auto` is accepted as modernc.org/sqlite's time handling: " +
