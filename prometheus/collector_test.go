@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,7 +173,7 @@ func TestScrapeDuringLoad(t *testing.T) {
 	file := st0.Path
 
 	stop := make(chan struct{})
-	var scrapes int
+	var scrapes atomic.Int32
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -196,33 +197,41 @@ func TestScrapeDuringLoad(t *testing.T) {
 			} else {
 				last = v
 			}
-			scrapes++
+			scrapes.Add(1)
 		}
 	}()
 
-	const goroutines, each = 8, 25
+	// Each goroutine runs at least each rounds, and on until the
+	// collector has been scraped minScrapes times during the load (a
+	// scrape competes with the load for the processors: a fixed amount of
+	// load saw as few as one).
+	const goroutines, each, minScrapes = 8, 25, 3
 	var (
-		mu   sync.Mutex
-		errs []error
-		lw   sync.WaitGroup
+		mu     sync.Mutex
+		errs   []error
+		lw     sync.WaitGroup
+		rounds atomic.Int64
 	)
+	loadEnd := time.Now().Add(time.Minute)
 	for g := range goroutines {
 		lw.Add(1)
 		go func() {
 			defer lw.Done()
-			for i := range each {
+			for i := 0; i < each || scrapes.Load() < minScrapes && time.Now().Before(loadEnd); i++ {
 				err := readModifyWrite(db)
 				if err == nil {
-					_, err = db.Exec("INSERT INTO t VALUES (?)", g*each+i)
+					_, err = db.Exec("INSERT INTO t VALUES (?)", g*1_000_000+i)
 				}
 				if err == nil {
-					_, err = wrapped.Exec("INSERT INTO t VALUES (?)", g*each+i)
+					_, err = wrapped.Exec("INSERT INTO t VALUES (?)", g*1_000_000+i)
 				}
 				if err != nil {
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()
+					return
 				}
+				rounds.Add(1)
 			}
 		}()
 	}
@@ -232,14 +241,21 @@ func TestScrapeDuringLoad(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatalf("%d errors under load, first: %v", len(errs), errs[0])
 	}
-	if scrapes < 2 {
-		t.Errorf("only %d scrapes during the load", scrapes)
+	if n := scrapes.Load(); n < minScrapes {
+		t.Errorf("only %d scrapes during a minute of load", n)
 	}
-	var n int
-	if err := db.QueryRow("SELECT n FROM counter").Scan(&n); err != nil || n != goroutines*each {
-		t.Fatalf("counter = %d, %v; want %d", n, err, goroutines*each)
+	ops := rounds.Load()
+	var n int64
+	if err := db.QueryRow("SELECT n FROM counter").Scan(&n); err != nil || n != ops {
+		t.Fatalf("counter = %d, %v; want %d", n, err, ops)
 	}
-	t.Logf("%d scrapes during the load", scrapes)
+	for _, h := range []*sql.DB{db, wrapped} {
+		var rows int64
+		if err := h.QueryRow("SELECT count(*) FROM t").Scan(&rows); err != nil || rows != ops {
+			t.Fatalf("t has %d rows, %v; want %d", rows, err, ops)
+		}
+	}
+	t.Logf("%d scrapes during %d rounds of load", scrapes.Load(), ops)
 
 	// Quiet now, once the background checkpointer has caught up with the
 	// writes (two Stats 300 ms apart, more than its longest interval,
@@ -285,8 +301,8 @@ func TestScrapeDuringLoad(t *testing.T) {
 			t.Errorf("%s = %g, GetStats says %d", name, got, want)
 		}
 	}
-	if st.Writes-st0.Writes < 2*goroutines*each {
-		t.Errorf("Writes went up by %d, want at least %d", st.Writes-st0.Writes, 2*goroutines*each)
+	if st.Writes-st0.Writes < 2*ops {
+		t.Errorf("Writes went up by %d, want at least %d", st.Writes-st0.Writes, 2*ops)
 	}
 	if got := value(t, mfs, "sqlitesafe_process_wait_seconds_total", file, dto.MetricType_COUNTER); got != st.ProcessWaitTotal.Seconds() {
 		t.Errorf("sqlitesafe_process_wait_seconds_total = %g, GetStats says %s", got, st.ProcessWaitTotal)
@@ -345,8 +361,8 @@ func TestScrapeDuringLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := value(t, mfs, "sqlitesafe_writes_total", ws.Path, dto.MetricType_COUNTER); got != float64(ws.Writes) || ws.Writes < goroutines*each {
-		t.Errorf("wrapped handle: sqlitesafe_writes_total = %g, GetStatsFile says %d (want at least %d)", got, ws.Writes, goroutines*each)
+	if got := value(t, mfs, "sqlitesafe_writes_total", ws.Path, dto.MetricType_COUNTER); got != float64(ws.Writes) || ws.Writes < ops {
+		t.Errorf("wrapped handle: sqlitesafe_writes_total = %g, GetStatsFile says %d (want at least %d)", got, ws.Writes, ops)
 	}
 	if err := wrapped.Close(); err != nil {
 		t.Fatal(err)
