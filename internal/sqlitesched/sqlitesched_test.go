@@ -361,7 +361,7 @@ func TestFirstComesFirst(t *testing.T) {
 	}
 	enter("other", false)
 	deadline := time.Now().Add(10 * time.Second)
-	for m.state.Load() != 2 { // the other has parked
+	for m.state.Load()&stateMask != stateParked { // the other has parked
 		if time.Now().After(deadline) {
 			t.Fatal("the other waiter did not park")
 		}
@@ -391,7 +391,7 @@ func TestFirstComesFirst(t *testing.T) {
 // the order it parked.
 func TestWakeFirst(t *testing.T) {
 	m := &mutex{}
-	m.state.Store(2) // held, with waiters
+	m.state.Store(stateParked) // held (a fast mutex), with waiters
 	var mu sync.Mutex
 	var woken []string
 	var wg sync.WaitGroup
