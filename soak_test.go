@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -68,6 +70,7 @@ func TestSoak(t *testing.T) {
 			}()
 		}
 	}
+	goroutinesBefore := runtime.NumGoroutine()
 	ctx := context.Background()
 	spawn(4, func(g int, rng *rand.Rand) { // point reads
 		var id sql.NullInt64
@@ -150,6 +153,7 @@ func TestSoak(t *testing.T) {
 	type sample struct {
 		heap       uint64
 		goroutines int
+		backup     bool // taken while a backup ran: its goroutines, and its handle's, count
 	}
 	var samples []sample
 	start := time.Now()
@@ -171,7 +175,7 @@ func TestSoak(t *testing.T) {
 			runtime.GC()
 			var m runtime.MemStats
 			runtime.ReadMemStats(&m)
-			samples = append(samples, sample{m.HeapInuse, runtime.NumGoroutine()})
+			samples = append(samples, sample{m.HeapInuse, runtime.NumGoroutine(), backingUp.Load()})
 		}
 		errMu.Lock()
 		failed := len(errs) > 0
@@ -183,6 +187,19 @@ func TestSoak(t *testing.T) {
 	done.Store(true)
 	close(stop)
 	wg.Wait()
+	// The load has ended: what it started has ended too (a second for
+	// the last timers and openers), leaving at most the goroutines the
+	// driver starts on first use (its checkpointer, ...).
+	goroutinesAfter := runtime.NumGoroutine()
+	for deadline := time.Now().Add(5 * time.Second); goroutinesAfter > goroutinesBefore+4 && time.Now().Before(deadline); goroutinesAfter = runtime.NumGoroutine() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if goroutinesAfter > goroutinesBefore+4 {
+		var b strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&b, 1)
+		t.Errorf("%d goroutines before the load, %d after it ended; now:\n%s", goroutinesBefore, goroutinesAfter, b.String())
+	}
+	t.Logf("goroutines: %d before the load, %d after it ended", goroutinesBefore, goroutinesAfter)
 	for _, err := range errs {
 		t.Error(err)
 	}
@@ -206,8 +223,14 @@ func TestSoak(t *testing.T) {
 		if last.heap > warm.heap*3/2+4<<20 {
 			t.Errorf("the heap grew from %d to %d bytes", warm.heap, last.heap)
 		}
+		// The goroutines of the last sample taken while no backup ran.
+		for i := len(samples) - 1; i > 2 && last.backup; i-- {
+			last = samples[i-1]
+		}
 		if last.goroutines > warm.goroutines+4 {
-			t.Errorf("goroutines grew from %d to %d", warm.goroutines, last.goroutines)
+			var b strings.Builder
+			pprof.Lookup("goroutine").WriteTo(&b, 1)
+			t.Errorf("goroutines grew from %d to %d; now:\n%s", warm.goroutines, last.goroutines, b.String())
 		}
 	}
 }
