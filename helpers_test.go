@@ -18,6 +18,7 @@ var (
 	queryInt      = dbtest.QueryInt
 	watchdog      = dbtest.Watchdog
 	parallel      = dbtest.Parallel
+	parallelUntil = dbtest.ParallelUntil
 	sqliteCode    = dbtest.Code
 	isBusy        = dbtest.IsBusy
 	onlyBusy      = dbtest.OnlyBusy

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,6 +119,36 @@ func Parallel(goroutines, iterations int, fn func(g, i int) error) []error {
 	}
 	wg.Wait()
 	return errs
+}
+
+// ParallelUntil is Parallel whose goroutines each run at least iterations
+// calls of fn, and more while more reports true: a load that lasts until
+// something watching it (a scraper, say) has seen enough of it, however
+// fast the machine. It returns the errors and how many calls succeeded.
+func ParallelUntil(goroutines, iterations int, more func() bool, fn func(g, i int) error) ([]error, int64) {
+	var (
+		mu   sync.Mutex
+		errs []error
+		ok   atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < iterations || more(); i++ {
+				if err := fn(g, i); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return errs, ok.Load()
 }
 
 // Code returns the extended result code of the SQLite error in err's chain,
