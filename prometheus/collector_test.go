@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/sqlitesafe/sqlitesafe"
+	"github.com/sqlitesafe/sqlitesafe/internal/dbtest"
 	ssprom "github.com/sqlitesafe/sqlitesafe/prometheus"
 )
 
@@ -206,36 +207,19 @@ func TestScrapeDuringLoad(t *testing.T) {
 	// scrape competes with the load for the processors: a fixed amount of
 	// load saw as few as one).
 	const goroutines, each, minScrapes = 8, 25, 3
-	var (
-		mu     sync.Mutex
-		errs   []error
-		lw     sync.WaitGroup
-		rounds atomic.Int64
-	)
 	loadEnd := time.Now().Add(time.Minute)
-	for g := range goroutines {
-		lw.Add(1)
-		go func() {
-			defer lw.Done()
-			for i := 0; i < each || scrapes.Load() < minScrapes && time.Now().Before(loadEnd); i++ {
-				err := readModifyWrite(db)
-				if err == nil {
-					_, err = db.Exec("INSERT INTO t VALUES (?)", g*1_000_000+i)
-				}
-				if err == nil {
-					_, err = wrapped.Exec("INSERT INTO t VALUES (?)", g*1_000_000+i)
-				}
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					return
-				}
-				rounds.Add(1)
-			}
-		}()
-	}
-	lw.Wait()
+	errs, ops := dbtest.ParallelUntil(goroutines, each, func() bool {
+		return scrapes.Load() < minScrapes && time.Now().Before(loadEnd)
+	}, func(g, i int) error {
+		if err := readModifyWrite(db); err != nil {
+			return err
+		}
+		if _, err := db.Exec("INSERT INTO t VALUES (?)", g*1_000_000+i); err != nil {
+			return err
+		}
+		_, err := wrapped.Exec("INSERT INTO t VALUES (?)", g*1_000_000+i)
+		return err
+	})
 	close(stop)
 	wg.Wait()
 	if len(errs) > 0 {
@@ -244,7 +228,6 @@ func TestScrapeDuringLoad(t *testing.T) {
 	if n := scrapes.Load(); n < minScrapes {
 		t.Errorf("only %d scrapes during a minute of load", n)
 	}
-	ops := rounds.Load()
 	var n int64
 	if err := db.QueryRow("SELECT n FROM counter").Scan(&n); err != nil || n != ops {
 		t.Fatalf("counter = %d, %v; want %d", n, err, ops)
