@@ -10,23 +10,25 @@ import (
 // The helpers the tests share with the compat module, under the short names
 // these tests use; see internal/dbtest for what each does.
 var (
-	dbPath        = dbtest.Path
-	open          = dbtest.Open
-	openSafe      = dbtest.OpenSafe
-	rawCareful    = dbtest.RawCareful
-	mustExec      = dbtest.MustExec
-	queryInt      = dbtest.QueryInt
-	watchdog      = dbtest.Watchdog
-	parallel      = dbtest.Parallel
-	parallelUntil = dbtest.ParallelUntil
-	sqliteCode    = dbtest.Code
-	isBusy        = dbtest.IsBusy
-	onlyBusy      = dbtest.OnlyBusy
-	noErrors      = dbtest.NoErrors
-	rmw           = dbtest.RMW
-	counterSchema = dbtest.CounterSchema
-	fdCount       = dbtest.FDCount
-	settles       = dbtest.Settles
+	dbPath           = dbtest.Path
+	open             = dbtest.Open
+	openSafe         = dbtest.OpenSafe
+	rawCareful       = dbtest.RawCareful
+	mustExec         = dbtest.MustExec
+	queryInt         = dbtest.QueryInt
+	watchdog         = dbtest.Watchdog
+	parallel         = dbtest.Parallel
+	parallelUntil    = dbtest.ParallelUntil
+	settleGoroutines = dbtest.SettleGoroutines
+	stacks           = dbtest.Stacks
+	sqliteCode       = dbtest.Code
+	isBusy           = dbtest.IsBusy
+	onlyBusy         = dbtest.OnlyBusy
+	noErrors         = dbtest.NoErrors
+	rmw              = dbtest.RMW
+	counterSchema    = dbtest.CounterSchema
+	fdCount          = dbtest.FDCount
+	settles          = dbtest.Settles
 )
 
 type (

@@ -358,12 +358,7 @@ func TestCloseDuringWrites(t *testing.T) {
 	if n := descriptorsOn(t, path); n != 0 {
 		t.Errorf("%d descriptors on the database's files left open", n)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > goroutinesBefore && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > goroutinesBefore {
-		buf := make([]byte, 1<<16)
-		t.Errorf("%d goroutines, %d before:\n%s", n, goroutinesBefore, buf[:runtime.Stack(buf, true)])
+	if n := settleGoroutines(goroutinesBefore, 5*time.Second); n > goroutinesBefore {
+		t.Errorf("%d goroutines, %d before:\n%s", n, goroutinesBefore, stacks())
 	}
 }

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -190,14 +188,9 @@ func TestSoak(t *testing.T) {
 	// The load has ended: what it started has ended too (a second for
 	// the last timers and openers), leaving at most the goroutines the
 	// driver starts on first use (its checkpointer, ...).
-	goroutinesAfter := runtime.NumGoroutine()
-	for deadline := time.Now().Add(5 * time.Second); goroutinesAfter > goroutinesBefore+4 && time.Now().Before(deadline); goroutinesAfter = runtime.NumGoroutine() {
-		time.Sleep(100 * time.Millisecond)
-	}
+	goroutinesAfter := settleGoroutines(goroutinesBefore+4, 5*time.Second)
 	if goroutinesAfter > goroutinesBefore+4 {
-		var b strings.Builder
-		pprof.Lookup("goroutine").WriteTo(&b, 1)
-		t.Errorf("%d goroutines before the load, %d after it ended; now:\n%s", goroutinesBefore, goroutinesAfter, b.String())
+		t.Errorf("%d goroutines before the load, %d after it ended; now:\n%s", goroutinesBefore, goroutinesAfter, stacks())
 	}
 	t.Logf("goroutines: %d before the load, %d after it ended", goroutinesBefore, goroutinesAfter)
 	for _, err := range errs {
@@ -228,9 +221,7 @@ func TestSoak(t *testing.T) {
 			last = samples[i-1]
 		}
 		if last.goroutines > warm.goroutines+4 {
-			var b strings.Builder
-			pprof.Lookup("goroutine").WriteTo(&b, 1)
-			t.Errorf("goroutines grew from %d to %d; now:\n%s", warm.goroutines, last.goroutines, b.String())
+			t.Errorf("goroutines grew from %d to %d; now:\n%s", warm.goroutines, last.goroutines, stacks())
 		}
 	}
 }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,14 +32,6 @@ type openOnly struct{ inner driver.Driver }
 func (w openOnly) Open(dsn string) (driver.Conn, error) { return w.inner.Open(dsn) }
 
 func init() { sql.Register("prom-test-open-only", openOnly{&sqlitesafe.Driver{}}) }
-
-func watchdog(t *testing.T, d time.Duration) {
-	timer := time.AfterFunc(d, func() {
-		buf := make([]byte, 1<<20)
-		panic(fmt.Sprintf("watchdog: %s still running after %s\n%s", t.Name(), d, buf[:runtime.Stack(buf, true)]))
-	})
-	t.Cleanup(func() { timer.Stop() })
-}
 
 func mustOpen(t *testing.T, driverName, dsn string) *sql.DB {
 	t.Helper()
@@ -150,7 +140,7 @@ func checkHistogram(t *testing.T, mfs map[string]*dto.MetricFamily, name, file s
 // GetStats says. A handle behind a wrapper is scraped too, and its series go
 // when it closes.
 func TestScrapeDuringLoad(t *testing.T) {
-	watchdog(t, 2*time.Minute)
+	dbtest.Watchdog(t, 2*time.Minute)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.db")
 	wrappedPath := filepath.Join(dir, "wrapped.db")

@@ -85,13 +85,33 @@ func QueryInt(t testing.TB, db Queryer, q string, args ...any) int64 {
 	return n
 }
 
+// Stacks returns the stacks of every goroutine of the process.
+func Stacks() string {
+	buf := make([]byte, 1<<16)
+	for {
+		if n := runtime.Stack(buf, true); n < len(buf) {
+			return string(buf[:n])
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// SettleGoroutines waits up to d for the process's goroutines to number at
+// most n, and returns how many there are then: what a test started has had
+// d to end.
+func SettleGoroutines(n int, d time.Duration) int {
+	deadline := time.Now().Add(d)
+	for runtime.NumGoroutine() > n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return runtime.NumGoroutine()
+}
+
 // Watchdog fails the whole test binary, with every goroutine's stack, if the
 // test is still running after d: a deadlock must fail CI, not hang it.
 func Watchdog(t testing.TB, d time.Duration) {
 	timer := time.AfterFunc(d, func() {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		panic(fmt.Sprintf("watchdog: %s still running after %s\n%s", t.Name(), d, buf))
+		panic(fmt.Sprintf("watchdog: %s still running after %s\n%s", t.Name(), d, Stacks()))
 	})
 	t.Cleanup(func() { timer.Stop() })
 }
@@ -99,25 +119,7 @@ func Watchdog(t testing.TB, d time.Duration) {
 // Parallel runs fn(g, i) for g goroutines and i iterations each, and returns
 // the errors they met, in no order.
 func Parallel(goroutines, iterations int, fn func(g, i int) error) []error {
-	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-	)
-	for g := range goroutines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range iterations {
-				if err := fn(g, i); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	errs, _ := ParallelUntil(goroutines, iterations, func() bool { return false }, fn)
 	return errs
 }
 
