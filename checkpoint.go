@@ -49,22 +49,22 @@ type CheckpointResult struct {
 }
 
 // Checkpoint runs a WAL checkpoint of the given mode (in any case) now, from
-// a connection of the checkpointer's own. It never holds the process's
-// writers for long:
+// a connection of the checkpointer's own. It never fails a writer of the
+// process, and holds them only for what it cannot copy beside them:
 //
 //   - CheckpointPassive copies what it can beside readers and writers.
 //   - CheckpointFull, CheckpointRestart and CheckpointTruncate copy what they
 //     can the same way, then hold new reads of the process back until the
-//     open ones end (at most 200 ms), then take the writer queue for the
-//     last step, waiting at most 100 ms for other processes. Writers of the
-//     process wait at most that long. When a read does not end in time, or
+//     open ones end (at most 200 ms), then take the writer queue to copy
+//     the frames written meanwhile and for the last step, waiting at most
+//     100 ms for other processes. When a read does not end in time, or
 //     another process's reader or writer is in the way, the result is Busy
 //     and Blocker names it.
 //
 // The driver checkpoints on its own as well (see Config.Checkpointing): in
-// the background between writes, a TRUNCATE when the -wal file passes a quarter of
-// its journal_size_limit, and a TRUNCATE when the last handle of the process
-// on the file is closed.
+// the background between writes, a RESTART when the WAL passes a quarter of
+// its journal_size_limit while reads go on (4 MiB when none is open), and a
+// TRUNCATE when the last handle of the process on the file is closed.
 func Checkpoint(ctx context.Context, db *sql.DB, mode CheckpointMode) (CheckpointResult, error) {
 	c, err := handleOf(db)
 	if err != nil {

@@ -29,13 +29,18 @@ import (
 // it at all. With reads that overlap (one always open), it never does, and
 // the -wal file grows without bound. The process's readers are all the
 // driver's: when the WAL's frames pass a quarter of journal_size_limit
-// (4 MiB while no read is open), the checkpointer holds new read
-// transactions of the process back (the read gate), waits for the open ones
-// to end (at most maxReadHoldBack), and runs a RESTART checkpoint under the
-// writer queue (at most checkpointQueueHold), letting the reads go as soon as
-// every frame is copied. The next writer then writes from the start of the
-// -wal file again, over the frames there: no file growth, which costs a
-// lone writer more than the checkpoints themselves. A -wal file past
+// (4 MiB while no read is open), the checkpointer copies what it can beside
+// the readers and writers, holds new read transactions of the process back
+// (the read gate), waits for the open ones to end (at most maxReadHoldBack),
+// and takes the writer queue to copy the frames written meanwhile and run a
+// RESTART checkpoint (waiting at most checkpointQueueHold for other
+// processes), letting the reads go as soon as every frame is copied. When
+// the WAL grows faster than the disk lets the first copy keep up (a writer
+// of 100 MB/s beside another program's syncs), it leaves that copy out: the
+// writers wait for the whole copy and go at the disk's pace, and the -wal
+// stays under journal_size_limit. The next writer then writes from the
+// start of the -wal file again, over the frames there: no file growth,
+// which costs a lone writer more than the checkpoints themselves. A -wal file past
 // journal_size_limit itself is truncated (TRUNCATE). Readers of other
 // processes cannot be held back; they are reported.
 
@@ -43,8 +48,8 @@ const (
 	// maxReadHoldBack bounds how long new reads wait while a checkpoint
 	// waits for the open ones to end.
 	maxReadHoldBack = 200 * time.Millisecond
-	// checkpointQueueHold bounds how long a checkpoint holds the writer
-	// queue: the busy timeout of its final step.
+	// checkpointQueueHold bounds how long a checkpoint's final step
+	// waits for other processes: its busy timeout.
 	checkpointQueueHold = 100 * time.Millisecond
 	// targetFrames is how many WAL frames a background checkpoint aims to
 	// copy each time: SQLite's automatic checkpoint threshold.
@@ -247,6 +252,16 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 	pause := firstPause
 	var nextReset, blockedAt, lastRead time.Time
 	var sizeAtReset int64 // the -wal file's size after the last reset
+	// The WAL's growth: when prev was looked at (the start of its
+	// PASSIVE, or the end of a reset, with 0 frames), how long that
+	// PASSIVE took, and the frames a second it has been growing by. The
+	// checkpointer sees the frames only through its checkpoints, which a
+	// busy disk makes last hundreds of milliseconds while a writer adds
+	// 100 MB/s: it goes by the frames it estimates there are now, and by
+	// the rate its PASSIVEs copy frames at.
+	var lookedAt time.Time
+	var lookTook time.Duration
+	var growth, copyRate float64 // frames a second
 	for {
 		select {
 		case <-stop:
@@ -277,26 +292,55 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 		// cannot: a -wal growing past what it was at the last reset holds
 		// more frames than it did then.
 		limit := k.resetAt(time.Since(lastRead) > 100*time.Millisecond)
-		frames := int64(prev.Log) * k.frameSize.Load()
+		frameSize := k.frameSize.Load()
+		nowFrames := float64(prev.Log) + growth*(time.Since(lookedAt)+busyTick).Seconds()
+		now := int64(nowFrames) * frameSize
 		size := walSize(k.f.key)
 		tooBig := k.limit.Load() > 0 && size > 4*k.limit.Load()
-		if limit > 0 && time.Now().After(nextReset) && (frames > limit || size > limit && size > sizeAtReset || tooBig) {
+		if limit > 0 && time.Now().After(nextReset) && (now > limit || size > limit && size > sizeAtReset || tooBig) {
 			mode := CheckpointRestart
 			if tooBig {
 				mode = CheckpointTruncate
 			}
-			if r, err := k.checkpoint(context.Background(), mode); err != nil || r.Busy {
+			// A first copy beside the writers keeps their wait
+			// short, but the WAL grows while it runs (for the
+			// frames there are, at the rate the PASSIVEs copied
+			// at): not when that would take it past half of
+			// journal_size_limit. Then the writers wait for the
+			// whole copy, and go at the disk's pace.
+			copyFirst := true
+			if growth > 0 {
+				after := nowFrames
+				if copyRate > 0 {
+					after += growth * nowFrames / copyRate
+				} else {
+					after += growth * lookTook.Seconds()
+				}
+				copyFirst = int64(after)*frameSize <= 2*k.limit.Load()
+			}
+			if r, err := k.reset(context.Background(), mode, copyFirst); err != nil || r.Busy {
 				blockedAt = time.Now()
 				nextReset = blockedAt.Add(pause)
 				pause = min(2*pause, maxPause)
 			} else {
 				pause = firstPause
 				sizeAtReset = walSize(k.f.key)
+				prev, lookedAt = CheckpointResult{}, time.Now()
 			}
-			prev, lastPassive, passiveWrites = CheckpointResult{}, time.Now(), w
+			lastPassive, passiveWrites = time.Now(), w
 		} else if w != passiveWrites && time.Since(lastPassive) >= passiveEvery {
 			passiveWrites, lastPassive = w, time.Now()
 			if r, err := k.checkpoint(context.Background(), CheckpointPassive); err == nil && r.Log >= 0 {
+				lookTook = time.Since(lastPassive)
+				if r.Log >= prev.Log && !lookedAt.IsZero() {
+					if dt := lastPassive.Sub(lookedAt).Seconds(); dt > 0 {
+						growth = float64(r.Log-prev.Log) / dt
+					}
+					if n := r.Checkpointed - prev.Checkpointed; n > targetFrames {
+						copyRate = float64(n) / lookTook.Seconds()
+					}
+				}
+				lookedAt = lastPassive
 				// The interval follows the frames written, or copied,
 				// since the last PASSIVE: readers that keep it from
 				// copying do not make the writes slower.
@@ -366,11 +410,19 @@ func (k *checkpointer) conn(ctx context.Context) (*phys, error) {
 // checkpoint runs a checkpoint of the given mode. PASSIVE copies what it can
 // beside readers and writers. The others first copy what they can the same
 // way, then hold the process's new reads back until the open ones end (at
-// most maxReadHoldBack), then take the writer queue and finish, waiting at
-// most checkpointQueueHold for other processes: a checkpoint never holds the
-// writers of the process longer than that, and when a reader blocks it, it
-// reports Busy and names the reader.
+// most maxReadHoldBack), then take the writer queue to copy the frames
+// written meanwhile and finish, waiting at most checkpointQueueHold for other
+// processes. A checkpoint never fails a writer of the process, and when a
+// reader blocks it, it reports Busy and names the reader.
 func (k *checkpointer) checkpoint(ctx context.Context, mode CheckpointMode) (CheckpointResult, error) {
+	return k.reset(ctx, mode, true)
+}
+
+// reset is checkpoint, with the first copy beside the writers and readers
+// left out unless copyFirst: then it takes the writer queue before it holds
+// the reads back, so that the WAL stops growing at once, and the writers
+// wait for the whole copy.
+func (k *checkpointer) reset(ctx context.Context, mode CheckpointMode, copyFirst bool) (CheckpointResult, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	start := time.Now()
@@ -385,31 +437,20 @@ func (k *checkpointer) checkpoint(ctx context.Context, mode CheckpointMode) (Che
 			}
 		}
 	}
-	r, err := runCheckpoint(ctx, p, CheckpointPassive, 0)
-	if err == nil && r.Log > r.Checkpointed {
-		// PASSIVE copies every frame there was when it began unless a
-		// reader still needs the older pages.
-		r.Busy, r.Blocker = true, k.f.readBlocker()
+	if copyFirst || mode == CheckpointPassive {
+		r, err := runCheckpoint(ctx, p, CheckpointPassive, 0)
+		if err == nil && r.Log > r.Checkpointed {
+			// PASSIVE copies every frame there was when it began
+			// unless a reader still needs the older pages.
+			r.Busy, r.Blocker = true, k.f.readBlocker()
+		}
+		if err != nil || mode == CheckpointPassive {
+			k.record(r, err, start, false)
+			return r, err
+		}
 	}
-	if err != nil || mode == CheckpointPassive {
-		k.record(r, err, start, false)
-		return r, err
-	}
-	r.Busy, r.Blocker = false, ""
-
-	gate := &k.f.gate
-	holdStart := time.Now()
-	drained := gate.hold(ctx, maxReadHoldBack)
-	if !drained {
-		r.HeldReads = time.Since(holdStart)
-		gate.release()
-		r.Busy = true
-		r.Blocker = k.f.oldestReader()
-		k.record(r, nil, start, true)
-		return r, nil
-	}
+	var r CheckpointResult
 	q := &k.f.queue
-	wait := max(maxReadHoldBack-time.Since(holdStart), time.Millisecond)
 	// The last step needs SQLite's write lock: with the process queue
 	// taken as well, the writers of other sqlite-safe processes are not
 	// in the middle of a transaction holding it.
@@ -417,13 +458,37 @@ func (k *checkpointer) checkpoint(ctx context.Context, mode CheckpointMode) (Che
 	if o := k.opener.Load(); o != nil {
 		h.proc = o.procOn()
 	}
-	if err := q.lock(ctx, wait, h); err != nil {
-		r.HeldReads = time.Since(holdStart)
-		gate.release()
-		r.Busy = true
-		r.Blocker = "the writers of this process: " + err.Error()
+	busy := func(held time.Duration, blocker string) (CheckpointResult, error) {
+		r.HeldReads, r.Busy, r.Blocker = held, true, blocker
 		k.record(r, nil, start, true)
 		return r, nil
+	}
+	// Without the first copy, the WAL stops growing first: the writers
+	// wait from the start.
+	locked := false
+	if !copyFirst {
+		if err := q.lock(ctx, maxReadHoldBack, h); err != nil {
+			return busy(0, "the writers of this process: "+err.Error())
+		}
+		locked = true
+	}
+	gate := &k.f.gate
+	holdStart := time.Now()
+	if !gate.hold(ctx, maxReadHoldBack) {
+		held := time.Since(holdStart)
+		gate.release()
+		if locked {
+			q.unlock()
+		}
+		return busy(held, k.f.oldestReader())
+	}
+	if !locked {
+		wait := max(maxReadHoldBack-time.Since(holdStart), time.Millisecond)
+		if err := q.lock(ctx, wait, h); err != nil {
+			held := time.Since(holdStart)
+			gate.release()
+			return busy(held, "the writers of this process: "+err.Error())
+		}
 	}
 	// No reader of the process and no writer: this copies every frame.
 	// Reads that begin once every frame is copied read the database file

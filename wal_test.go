@@ -92,9 +92,47 @@ func overlappingReads(t *testing.T, db *sql.DB, path string, stop func(wal int64
 	return inserts, reads, errs, maxWAL
 }
 
+// syncLoad writes 64 MiB files and syncs them, one after another, in dir
+// until the test ends: another program on the same disk, which makes the
+// checkpoints' syncs wait.
+func syncLoad(t *testing.T, dir string) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1<<20)
+		name := dir + "/other-program.dat"
+		for {
+			select {
+			case <-stop:
+				os.Remove(name)
+				return
+			default:
+			}
+			f, err := os.Create(name)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for range 64 {
+				if _, err := f.Write(buf); err != nil {
+					t.Error(err)
+					break
+				}
+			}
+			f.Sync()
+			f.Close()
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+}
+
 // Overlapping read transactions (one always open) beside a writer of 1 KiB
-// rows: the -wal stays under its bound, reads and writes keep succeeding,
-// and Stats reports how long reads were held back.
+// rows, on a disk another program keeps syncing to: the -wal stays under its
+// bound, reads and writes keep succeeding, and Stats reports how long reads
+// were held back. The other program makes each checkpoint slow while the
+// writer adds about 100 MB of WAL a second; without it, the checkpoints kept
+// up here even when the driver let the -wal pass its bound under that load.
 func TestWALBoundedUnderOverlappingReads(t *testing.T) {
 	d := 60 * time.Second
 	switch {
@@ -109,6 +147,9 @@ func TestWALBoundedUnderOverlappingReads(t *testing.T) {
 	path := dbPath(t)
 	db := openSafe(t, path)
 	mustExec(t, db, "CREATE TABLE w(id INTEGER PRIMARY KEY, v BLOB)")
+	if !testing.Short() {
+		syncLoad(t, t.TempDir())
+	}
 	inserts, reads, errs, maxWAL := overlappingReads(t, db, path, func(_ int64, elapsed time.Duration) bool { return elapsed > d })
 	noErrors(t, "overlapping reads beside a writer", errs)
 	st := mustStats(t, db)
@@ -129,9 +170,10 @@ func TestWALBoundedUnderOverlappingReads(t *testing.T) {
 		t.Errorf("no hold-back reported: %+v", st)
 	}
 	// At most 200 ms waiting for the open reads, then the copy of the
-	// frames written meanwhile (two fsyncs): generous for a loaded machine.
-	if st.ReadHoldBackMax > time.Second || st.HeldReadMax > time.Second {
-		t.Errorf("reads held back %s (a read waited %s), want well under a second", st.ReadHoldBackMax, st.HeldReadMax)
+	// frames written meanwhile (two fsyncs, behind the other program's):
+	// 0.5 s here, generous for a loaded machine.
+	if st.ReadHoldBackMax > 2*time.Second || st.HeldReadMax > 2*time.Second {
+		t.Errorf("reads held back %s (a read waited %s), want well under 2 s", st.ReadHoldBackMax, st.HeldReadMax)
 	}
 }
 
