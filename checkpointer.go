@@ -295,29 +295,28 @@ func (k *checkpointer) run(stop, done chan struct{}) {
 		frameSize := k.frameSize.Load()
 		nowFrames := float64(prev.Log) + growth*(time.Since(lookedAt)+busyTick).Seconds()
 		now := int64(nowFrames) * frameSize
+		// A copy beside the writers (a PASSIVE, or a reset's first
+		// copy) takes about the frames there are over the rate the
+		// PASSIVEs copied at, and the WAL grows meanwhile: to next.
+		copyTakes := lookTook.Seconds()
+		if copyRate > 0 {
+			copyTakes = nowFrames / copyRate
+		}
+		next := int64(nowFrames+growth*copyTakes) * frameSize
+		half := 2 * k.limit.Load() // half of journal_size_limit
 		size := walSize(k.f.key)
 		tooBig := k.limit.Load() > 0 && size > 4*k.limit.Load()
-		if limit > 0 && time.Now().After(nextReset) && (now > limit || size > limit && size > sizeAtReset || tooBig) {
+		if limit > 0 && time.Now().After(nextReset) && (now > limit || next > half || size > limit && size > sizeAtReset || tooBig) {
 			mode := CheckpointRestart
 			if tooBig {
 				mode = CheckpointTruncate
 			}
 			// A first copy beside the writers keeps their wait
-			// short, but the WAL grows while it runs (for the
-			// frames there are, at the rate the PASSIVEs copied
-			// at): not when that would take it past half of
-			// journal_size_limit. Then the writers wait for the
-			// whole copy, and go at the disk's pace.
-			copyFirst := true
-			if growth > 0 {
-				after := nowFrames
-				if copyRate > 0 {
-					after += growth * nowFrames / copyRate
-				} else {
-					after += growth * lookTook.Seconds()
-				}
-				copyFirst = int64(after)*frameSize <= 2*k.limit.Load()
-			}
+			// short: not when it would take the WAL past half of
+			// journal_size_limit, or before the WAL's growth is
+			// known. Then the writers wait for the whole copy, and
+			// go at the disk's pace.
+			copyFirst := growth > 0 && next <= half
 			if r, err := k.reset(context.Background(), mode, copyFirst); err != nil || r.Busy {
 				blockedAt = time.Now()
 				nextReset = blockedAt.Add(pause)
@@ -419,9 +418,9 @@ func (k *checkpointer) checkpoint(ctx context.Context, mode CheckpointMode) (Che
 }
 
 // reset is checkpoint, with the first copy beside the writers and readers
-// left out unless copyFirst: then it takes the writer queue before it holds
-// the reads back, so that the WAL stops growing at once, and the writers
-// wait for the whole copy.
+// left out unless copyFirst: then the writers wait for the whole copy once
+// the open reads have ended. (The writer queue is not taken before they
+// end: a read that does not end would make the writers wait for nothing.)
 func (k *checkpointer) reset(ctx context.Context, mode CheckpointMode, copyFirst bool) (CheckpointResult, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -463,32 +462,18 @@ func (k *checkpointer) reset(ctx context.Context, mode CheckpointMode, copyFirst
 		k.record(r, nil, start, true)
 		return r, nil
 	}
-	// Without the first copy, the WAL stops growing first: the writers
-	// wait from the start.
-	locked := false
-	if !copyFirst {
-		if err := q.lock(ctx, maxReadHoldBack, h); err != nil {
-			return busy(0, "the writers of this process: "+err.Error())
-		}
-		locked = true
-	}
 	gate := &k.f.gate
 	holdStart := time.Now()
 	if !gate.hold(ctx, maxReadHoldBack) {
 		held := time.Since(holdStart)
 		gate.release()
-		if locked {
-			q.unlock()
-		}
 		return busy(held, k.f.oldestReader())
 	}
-	if !locked {
-		wait := max(maxReadHoldBack-time.Since(holdStart), time.Millisecond)
-		if err := q.lock(ctx, wait, h); err != nil {
-			held := time.Since(holdStart)
-			gate.release()
-			return busy(held, "the writers of this process: "+err.Error())
-		}
+	wait := max(maxReadHoldBack-time.Since(holdStart), time.Millisecond)
+	if err := q.lock(ctx, wait, h); err != nil {
+		held := time.Since(holdStart)
+		gate.release()
+		return busy(held, "the writers of this process: "+err.Error())
 	}
 	// No reader of the process and no writer: this copies every frame.
 	// Reads that begin once every frame is copied read the database file
