@@ -49,8 +49,8 @@ type CheckpointResult struct {
 }
 
 // Checkpoint runs a WAL checkpoint of the given mode (in any case) now, from
-// a connection of the checkpointer's own. It never fails a writer of the
-// process, and holds them only for what it cannot copy beside them:
+// a connection of the checkpointer's own. The process's writers wait for it
+// (within their busy timeout) only for what it cannot copy beside them:
 //
 //   - CheckpointPassive copies what it can beside readers and writers.
 //   - CheckpointFull, CheckpointRestart and CheckpointTruncate copy what they

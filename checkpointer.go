@@ -40,9 +40,9 @@ import (
 // writers wait for the whole copy and go at the disk's pace, and the -wal
 // stays under journal_size_limit. The next writer then writes from the
 // start of the -wal file again, over the frames there: no file growth,
-// which costs a lone writer more than the checkpoints themselves. A -wal file past
-// journal_size_limit itself is truncated (TRUNCATE). Readers of other
-// processes cannot be held back; they are reported.
+// which costs a lone writer more than the checkpoints themselves. A -wal
+// file past journal_size_limit itself is truncated (TRUNCATE). Readers of
+// other processes cannot be held back; they are reported.
 
 const (
 	// maxReadHoldBack bounds how long new reads wait while a checkpoint
@@ -411,8 +411,7 @@ func (k *checkpointer) conn(ctx context.Context) (*phys, error) {
 // way, then hold the process's new reads back until the open ones end (at
 // most maxReadHoldBack), then take the writer queue to copy the frames
 // written meanwhile and finish, waiting at most checkpointQueueHold for other
-// processes. A checkpoint never fails a writer of the process, and when a
-// reader blocks it, it reports Busy and names the reader.
+// processes. When a reader blocks it, it reports Busy and names the reader.
 func (k *checkpointer) checkpoint(ctx context.Context, mode CheckpointMode) (CheckpointResult, error) {
 	return k.reset(ctx, mode, true)
 }
