@@ -20,12 +20,19 @@ type txState struct {
 
 // checkTextTx asks SQLite whether a transaction begun by SQL text is still
 // open, and ends it on our side if not: COMMIT, ROLLBACK, the RELEASE of the
-// outermost savepoint, or an error that rolled it back.
-func (c *conn) checkTextTx() {
+// outermost savepoint, or an error that rolled it back. When it cannot ask
+// (the connection to a cluster's leader was lost asking, which rolls the
+// transaction back), the transaction ends on our side only if ends (the
+// statement ended it, or began it and fails): otherwise it stays, on its lost
+// connection, so that the statements that follow fail, not nothing being
+// said, run outside it, until the application's ROLLBACK or COMMIT. It
+// returns the error of the asking.
+func (c *conn) checkTextTx(ends bool) error {
 	in, err := c.tx.ph.inTx()
-	if err != nil || !in {
+	if err == nil && !in || err != nil && ends {
 		c.endTx(false)
 	}
+	return err
 }
 
 // onTx runs a statement inside the open transaction. After transaction
@@ -67,7 +74,12 @@ func (c *conn) onTx(op call) (driver.Result, driver.Rows, error) {
 		}
 	}
 	if t.text && (op.info.flags&flagTxControl != 0 || err != nil) {
-		c.checkTextTx()
+		ends := op.info.flags&flagTxEnd != 0
+		if ierr := c.checkTextTx(ends); ierr != nil && err == nil && !ends {
+			// A SAVEPOINT inside the transaction, say: it ran,
+			// but the transaction is lost with its connection.
+			err = notCommitted(ierr)
+		}
 	}
 	if err != nil {
 		return nil, nil, err
@@ -99,7 +111,11 @@ func (c *conn) onTxControl(op call) (driver.Result, driver.Rows, error) {
 	for tries := 0; err != nil && op.info.flags&flagMulti == 0 && c.c.beginAgain(op.ctx, t, err, &tries); {
 		res, err = t.ph.exec(op.ctx, op.query, op.info, op.args)
 	}
-	c.checkTextTx()
+	if ierr := c.checkTextTx(true); ierr != nil && err == nil {
+		// BEGIN ran, but the connection was lost asking whether the
+		// transaction is open: it is gone with its connection.
+		err = ierr
+	}
 	if err != nil {
 		if op.info.flags&flagMulti == 0 {
 			err = notCommitted(err) // a lone BEGIN or SAVEPOINT began nothing

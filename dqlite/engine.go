@@ -364,11 +364,20 @@ func (t *tx) Rollback() error {
 	return err
 }
 
+// loseAtInTx, set by tests, makes InTx lose the connection when it returns
+// true: a failover at that moment, made to happen on every run.
+var loseAtInTx atomic.Pointer[func() bool]
+
 // InTx implements engine.Conn. dqlite does not say whether a transaction
 // is open: BEGIN does, by failing inside one.
 func (c *conn) InTx(ctx context.Context) (bool, error) {
 	if c.lost {
 		return false, c.lostErr("asking for the transaction")
+	}
+	if h := loseAtInTx.Load(); h != nil && (*h)() {
+		// What a BEGIN that loses the connection does (wrap).
+		c.lose()
+		return false, &engine.LostError{Op: "BEGIN", Err: errBadConn}
 	}
 	_, err := c.c.ExecContext(ctx, "BEGIN", nil)
 	if err == nil {
