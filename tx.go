@@ -22,11 +22,11 @@ type txState struct {
 // open, and ends it on our side if not: COMMIT, ROLLBACK, the RELEASE of the
 // outermost savepoint, or an error that rolled it back. When it cannot ask
 // (the connection to a cluster's leader was lost asking, which rolls the
-// transaction back), the transaction ends on our side only if ends (the
-// statement ended it, or began it and fails): otherwise it stays, on its lost
-// connection, so that the statements that follow fail, not nothing being
-// said, run outside it, until the application's ROLLBACK or COMMIT. It
-// returns the error of the asking.
+// transaction back), the transaction ends on our side only if ends: the
+// statement ends it (flagTxEnd), or began it and fails. Otherwise it stays
+// on its lost connection until the application's ROLLBACK or COMMIT, so that
+// the statements in between fail instead of running outside it. It returns
+// the error of the asking.
 func (c *conn) checkTextTx(ends bool) error {
 	in, err := c.tx.ph.inTx()
 	if err == nil && !in || err != nil && ends {
