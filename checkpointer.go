@@ -42,7 +42,9 @@ import (
 // start of the -wal file again, over the frames there: no file growth,
 // which costs a lone writer more than the checkpoints themselves. A -wal
 // file past journal_size_limit itself is truncated (TRUNCATE). Readers of
-// other processes cannot be held back; they are reported.
+// other processes cannot be held back; they are reported. Every checkpoint
+// first gives up the file's read anchor (anchor.go), whose read transaction
+// would keep it from copying past its snapshot.
 
 const (
 	// maxReadHoldBack bounds how long new reads wait while a checkpoint
@@ -423,6 +425,12 @@ func (k *checkpointer) checkpoint(ctx context.Context, mode CheckpointMode) (Che
 func (k *checkpointer) reset(ctx context.Context, mode CheckpointMode, copyFirst bool) (CheckpointResult, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	// The read anchor's transaction would keep the copy from going past
+	// its snapshot, and the WAL from starting over.
+	a := &k.f.anchor
+	a.stop()
+	defer a.resume()
+	a.drop()
 	start := time.Now()
 	p, err := k.conn(ctx)
 	if err != nil {

@@ -166,6 +166,16 @@ type Config struct {
 	// once; a read waits (bounded by BusyTimeout) for a free one. Zero
 	// means no cap beyond database/sql's own pool. DSN key _max_readers.
 	MaxReaders int
+	// DisableReadAnchor turns the read anchor off. By default, while only
+	// reads run on a WAL file (none of the process's writes or checkpoints
+	// for 10 ms) and they come close together, the process keeps one read
+	// transaction open on a connection of its own, at most 100 ms at a
+	// time, so that its readers take SQLite's read locks without a system
+	// call each: a point read costs a third less. It is given up before
+	// each write and checkpoint of the process; other processes'
+	// checkpoints that must wait for every reader (RESTART, TRUNCATE) wait
+	// for it as for any reader. DSN key _read_anchor=off.
+	DisableReadAnchor bool
 
 	// DisableProcessQueue turns off the writer queue across processes. By
 	// default the writers of every sqlite-safe process on a file also

@@ -84,10 +84,21 @@ func newConnector(cfg *Config) (*connector, error) {
 	if c.readers.maxIdle == 0 {
 		c.readers.maxIdle = max(2, runtime.GOMAXPROCS(0))
 	}
+	c.readers.anchored = c.db == nil && !c.memory && anchorable(cfg)
 	return c, nil
 }
 
 var memSeq atomic.Uint64
+
+// anchorable reports whether reads of a file opened with cfg take its read
+// anchor: a WAL database whose readers take SQLite's locks (not immutable,
+// not nolock), whose writes go through the writer queue (which gives the
+// anchor up), and with the anchor not turned off (_read_anchor=off).
+func anchorable(cfg *Config) bool {
+	nolock := cfg.URIParams["nolock"]
+	return cfg.journalMode() == JournalWAL && !cfg.Immutable && !cfg.DisableWriterQueue && !cfg.DisableReadAnchor &&
+		(nolock == "" || nolock == "0" || strings.EqualFold(nolock, "false") || strings.EqualFold(nolock, "no") || strings.EqualFold(nolock, "off"))
+}
 
 // connector opens logical connections on one database. It owns the handle's
 // shared writer connection and its pool of read-only connections.
@@ -529,6 +540,7 @@ type fileState struct {
 	queue   writeQueue
 	gate    readGate     // the read transactions of the process on the file
 	ckpt    checkpointer // its checkpoints
+	anchor  readAnchor   // the read transaction its readers share their locks with (anchor.go)
 }
 
 // lastHandle reports whether c is the only handle left on the file.
@@ -553,6 +565,7 @@ func acquireFile(key string, c *connector) (*fileState, error) {
 	if f == nil {
 		f = &fileState{key: key, handles: make(map[*connector]bool)}
 		f.ckpt.f = f
+		f.queue.anchor = &f.anchor
 		f.queue.file = c.name
 		if filepath.IsAbs(key) {
 			f.queue.key = key
@@ -595,6 +608,7 @@ func releaseFile(f *fileState, c *connector) {
 	if last {
 		// Outside files: a checkpoint under way looks at the handles.
 		// And before the lock file closes: a checkpoint takes it.
+		f.anchor.close(true)
 		f.ckpt.shutdown()
 		if f.queue.proc != nil {
 			f.queue.proc.close()
@@ -602,9 +616,10 @@ func releaseFile(f *fileState, c *connector) {
 	}
 }
 
-// closeIdleReaders closes the idle readers of every handle on the file: a
-// journal mode change out of WAL needs the other connections gone. Readers
-// in use stay, and the change then waits for them (the busy timeout).
+// closeIdleReaders closes the idle readers of every handle on the file, and
+// the read anchor's connection: a journal mode change out of WAL needs the
+// other connections gone. Readers in use stay, and the change then waits
+// for them (the busy timeout).
 func (f *fileState) closeIdleReaders() {
 	files.Lock()
 	handles := make([]*connector, 0, len(f.handles))
@@ -615,6 +630,7 @@ func (f *fileState) closeIdleReaders() {
 	for _, c := range handles {
 		c.readers.closeIdle()
 	}
+	f.anchor.close(false)
 }
 
 // beforeWrite prepares the file for a write about to run under the writer

@@ -51,6 +51,7 @@
 //	_writer_queue                  on or off
 //	_group_commit                  on or off
 //	_max_readers                   a whole number, 0 or more
+//	_read_anchor                   on or off
 //	_process_queue                 on or off
 //	_network_fs                    refuse or allow
 //	_failover_timeout              a positive number of milliseconds or a duration such as 5s

@@ -263,6 +263,11 @@ var dsnKeys = []dsnKey{
 		doc:    "Read-only connections open at most; a read waits (bounded by the busy timeout, `ErrReaderTimeout`) for a free one.",
 		parse:  integer(func(c *Config) *int { return &c.MaxReaders }, func(n int) bool { return n >= 0 }),
 		format: formatInt(func(c *Config) int { return c.MaxReaders })},
+	{name: "_read_anchor", field: "DisableReadAnchor", values: valOnOff, def: "on",
+		doc: "`on`: while only reads run on a WAL file and they come close together, the process keeps one read transaction open (at most 100 ms at a time, " +
+			"given up before each of its writes and checkpoints) so that its readers take SQLite's read locks without a system call each. " +
+			"`off`: each read takes its own, as with other drivers.",
+		flag: func(c *Config) *bool { return &c.DisableReadAnchor }, on: "off"},
 	{name: "_process_queue", field: "DisableProcessQueue", values: valOnOff, def: "on",
 		doc: "`on`: the writers of every sqlite-safe process on the file also queue on an `flock` of `FILE-writer.lock`, taken before `BEGIN IMMEDIATE` " +
 			"and released after `COMMIT`/`ROLLBACK` (kept up to 250 µs for the process's next write while no other process waits); waiters sleep in the kernel, a dead process drops the lock. See [Several processes](#several-processes).",

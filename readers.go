@@ -23,6 +23,9 @@ type readerPool struct {
 	kept    []*phys      // the readers logical connections keep between their reads (see acquire)
 	closed  atomic.Bool  // set by close; read without mu by the keepers
 	nwait   atomic.Int32 // len(waiters), for the keepers
+	// anchored: its reads take the file's read anchor (anchor.go). Set
+	// before the pool is used.
+	anchored bool
 	// trimAt is when (a monoNow reading) a read that ends next looks for
 	// kept readers unused for keptIdle, to give back.
 	trimAt atomic.Int64
@@ -69,7 +72,9 @@ func (rp *readerPool) acquire(ctx context.Context, last **phys) (*phys, error) {
 				return nil, err
 			}
 		}
-		p.since.Store(monoNow())
+		now := monoNow()
+		p.since.Store(now)
+		rp.wantAnchor(now)
 		return p, nil
 	}
 	p, err := rp.getPreferring(ctx, *last)
@@ -81,7 +86,18 @@ func (rp *readerPool) acquire(ctx context.Context, last **phys) (*phys, error) {
 		// reads (rows still open): that one stays its own.
 		*last = p
 	}
+	rp.wantAnchor(p.since.Load())
 	return p, nil
+}
+
+// wantAnchor lets a read that begins at now (a monoNow reading) take the
+// file's read anchor.
+func (rp *readerPool) wantAnchor(now int64) {
+	if rp.anchored {
+		if f := rp.c.file; f != nil {
+			f.anchor.want(rp.c, now)
+		}
+	}
 }
 
 // release ends a read that acquire began for the logical connection whose

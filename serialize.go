@@ -29,6 +29,10 @@ type writeQueue struct {
 	// handle asks for it (holder.proc) takes it after the in-process lock.
 	proc *procLock
 
+	// anchor is the file's read anchor, which the queue stops while it is
+	// busy and gives up before a write; nil in tests of the queue alone.
+	anchor *readAnchor
+
 	stats fileStats
 
 	mu      sync.Mutex
@@ -107,6 +111,7 @@ func (q *writeQueue) lock(ctx context.Context, timeout time.Duration, h holder) 
 			return err
 		}
 	}
+	q.dropAnchor()
 	if err := q.admit(h); err != nil {
 		return err
 	}
@@ -124,6 +129,16 @@ func (q *writeQueue) lock(ctx context.Context, timeout time.Duration, h holder) 
 	return nil
 }
 
+// dropAnchor gives the file's read anchor up, for the holder just granted
+// the queue: the anchor's read transaction would keep a checkpoint from
+// copying, and the WAL from starting over at the next write. Only a holder
+// granted an idle queue can find it held (grantLocked stopped it).
+func (q *writeQueue) dropAnchor() {
+	if q.anchor != nil {
+		q.anchor.drop()
+	}
+}
+
 // admit refuses a holder whose handle was closed while it waited for the
 // lock it has just been granted, releasing the lock.
 func (q *writeQueue) admit(h holder) error {
@@ -136,6 +151,9 @@ func (q *writeQueue) admit(h holder) error {
 
 // grantLocked makes h the holder. q.mu must be held.
 func (q *writeQueue) grantLocked(h holder) {
+	if !q.held && q.anchor != nil {
+		q.anchor.stop()
+	}
 	q.held = true
 	q.holder = h
 	q.stats.acquires.Add(1)
@@ -203,6 +221,9 @@ func (q *writeQueue) unlockLocked() {
 	if len(q.waiters) == 0 {
 		q.held = false
 		q.holder = holder{}
+		if q.anchor != nil {
+			q.anchor.resume()
+		}
 		return
 	}
 	w := q.waiters[0]
@@ -376,6 +397,7 @@ func (q *writeQueue) submit(req *writeRequest, timeout time.Duration, h holder, 
 	if !q.held && len(q.waiters) == 0 {
 		q.grantLocked(h)
 		q.mu.Unlock()
+		q.dropAnchor()
 		if err := q.admit(h); err != nil {
 			return err
 		}

@@ -84,6 +84,11 @@ type Stats struct {
 	// ReadersOpen is the number of read-only connections the handle has
 	// open, ReadersIdle those of them not in use.
 	ReadersOpen, ReadersIdle int
+	// ReadAnchors counts the times the process took the file's read
+	// anchor (Config.DisableReadAnchor); ReadAnchorHeld reports whether
+	// it holds it now.
+	ReadAnchors    int64
+	ReadAnchorHeld bool
 	// Reruns counts the statements a reader refused as writes and that
 	// ran again on the writer (misjudged once; the driver then remembers
 	// the statement as a write).
@@ -520,6 +525,8 @@ func (f *fileState) stats(handles []*connector) Stats {
 	st.ReadHoldBackMax = time.Duration(s.readHolds.max.Load())
 	st.HeldReads = f.gate.held.Load()
 	st.HeldReadMax = time.Duration(f.gate.heldMax.Load())
+	st.ReadAnchors = f.anchor.takes.Load()
+	st.ReadAnchorHeld = f.anchor.on.Load()
 
 	if filepath.IsAbs(f.key) {
 		if fi, err := os.Stat(f.key + "-wal"); err == nil {

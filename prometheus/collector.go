@@ -39,6 +39,8 @@
 //	readers_open                         gauge      read-only connections open
 //	readers_idle                         gauge      read-only connections open and not in use
 //	reader_reruns_total                  counter    statements a reader refused as writes that ran again on the writer
+//	read_anchors_total                   counter    times the process took the file's read anchor
+//	read_anchor_held                     gauge      1 while it holds it
 //	wal_size_bytes                       gauge      size of the -wal file
 //	checkpoints_total                    counter    checkpoints the driver ran (in the background, Checkpoint, on close)
 //	checkpoint_seconds_total             counter    time those checkpoints took
@@ -87,6 +89,7 @@ type Collector struct {
 	busyCheckpoints, delayedWriters                *prometheus.Desc
 	readHoldBacks, readHoldBackMax                 *prometheus.Desc
 	heldReads, heldReadMax                         *prometheus.Desc
+	readAnchors, readAnchorHeld                    *prometheus.Desc
 	cpAt, cpBusy, cpLog, cpCheckpointed            *prometheus.Desc
 	leader, leaderChanges, connsLost               *prometheus.Desc
 	resolved, writesRerun, beginRetries            *prometheus.Desc
@@ -131,6 +134,8 @@ func NewCollector() *Collector {
 		readHoldBacks:     d("read_hold_backs_total", "Times a checkpoint held new reads of the process back to reset the -wal."),
 		readHoldBackMax:   d("read_hold_back_max_seconds", "The longest time a checkpoint held new reads back."),
 		heldReads:         d("held_reads_total", "Reads that waited while a checkpoint held reads back."),
+		readAnchors:       d("read_anchors_total", "Times the process took the file's read anchor, which lets its readers take SQLite's read locks without a system call."),
+		readAnchorHeld:    d("read_anchor_held", "1 while the process holds the file's read anchor."),
 		heldReadMax:       d("held_read_max_seconds", "The longest wait of a read held back by a checkpoint."),
 		cpAt:              d("last_checkpoint_timestamp_seconds", "When the driver last ran a checkpoint on the file, in seconds since the Unix epoch."),
 		cpBusy:            d("last_checkpoint_busy", "1 if the last checkpoint could not finish (a reader still needed frames), else 0."),
@@ -157,6 +162,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.checkpoints, c.checkpointSeconds, c.checkpointMax,
 		c.busyCheckpoints, c.delayedWriters,
 		c.readHoldBacks, c.readHoldBackMax, c.heldReads, c.heldReadMax,
+		c.readAnchors, c.readAnchorHeld,
 		c.cpAt, c.cpBusy, c.cpLog, c.cpCheckpointed,
 		c.leader, c.leaderChanges, c.connsLost, c.resolved, c.writesRerun, c.beginRetries,
 	} {
@@ -218,6 +224,8 @@ func (c *Collector) collect(ch chan<- prometheus.Metric, st sqlitesafe.Stats) {
 	gauge(c.readHoldBackMax, st.ReadHoldBackMax.Seconds())
 	counter(c.heldReads, float64(st.HeldReads))
 	gauge(c.heldReadMax, st.HeldReadMax.Seconds())
+	counter(c.readAnchors, float64(st.ReadAnchors))
+	gauge(c.readAnchorHeld, boolValue(st.ReadAnchorHeld))
 	if !st.LastCheckpointAt.IsZero() {
 		gauge(c.cpAt, float64(st.LastCheckpointAt.UnixNano())/1e9)
 		gauge(c.cpBusy, boolValue(st.LastCheckpoint.Busy))

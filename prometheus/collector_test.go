@@ -268,6 +268,7 @@ func TestScrapeDuringLoad(t *testing.T) {
 		"sqlitesafe_checkpoint_delayed_writers_total": st.CheckpointDelayedWriters,
 		"sqlitesafe_read_hold_backs_total":            st.ReadHoldBacks,
 		"sqlitesafe_held_reads_total":                 st.HeldReads,
+		"sqlitesafe_read_anchors_total":               st.ReadAnchors,
 	}
 	for name, want := range counters {
 		if got := value(t, mfs, name, file, dto.MetricType_COUNTER); got != float64(want) {
