@@ -2,6 +2,7 @@ package sqlitesafe
 
 import (
 	"context"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,9 +34,13 @@ import (
 //     anchorDense of each other): a process that reads now and then never
 //     holds it;
 //   - it is held for at most anchorHold at a time, reads or not, and then
-//     left for anchorQuiet: other processes' writers and checkpoints, which
-//     the process cannot see, find the slots free within their busy
-//     timeout.
+//     left for anchorQuiet: other processes' checkpoints, which the process
+//     cannot see, find the slots free within their busy timeout;
+//   - when the -wal file changed while it was held (its size or its
+//     modification time: another process, or a connection outside the
+//     writer queue, wrote), it is left for anchorForeign: beside another
+//     writer its snapshot goes stale at once, so it would spare the readers
+//     nothing and keep that writer's checkpoints from finishing.
 //
 // Reads never wait for it: a read that finds it being taken or given up goes
 // on without it.
@@ -46,12 +51,33 @@ type readAnchor struct {
 	after   atomic.Int64 // no read takes it before this (monoNow)
 	probe   atomic.Int64 // when the last read that could have taken it began (monoNow)
 	takes   atomic.Int64 // times it was taken, for Stats
+	foreign atomic.Int64 // times the -wal changed while it was held, for tests
 
-	mu    sync.Mutex // one user of p at a time
-	p     *phys      // its connection, opened by the first read to take it; guarded by mu
-	held  bool       // p's read transaction is open; guarded by mu
-	off   bool       // the file is not in WAL mode, or its state is gone; guarded by mu
-	timer *time.Timer
+	mu     sync.Mutex // one user of p at a time
+	p      *phys      // its connection, opened by the first read to take it; guarded by mu
+	held   bool       // p's read transaction is open; guarded by mu
+	off    bool       // the file is not in WAL mode, or its state is gone; guarded by mu
+	timer  *time.Timer
+	wal    string  // the -wal file's path; "" to look at none. Set before use
+	walWas walMark // the -wal file as the anchor was taken; guarded by mu
+}
+
+// walMark is what a stat of the -wal file says of it.
+type walMark struct {
+	size  int64
+	mtime time.Time
+}
+
+// same reports whether two marks say the same.
+func (m walMark) same(o walMark) bool { return m.size == o.size && m.mtime.Equal(o.mtime) }
+
+// markOf returns the -wal file's walMark; the zero walMark if there is none.
+func markOf(path string) walMark {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return walMark{}
+	}
+	return walMark{fi.Size(), fi.ModTime()}
 }
 
 const (
@@ -67,6 +93,9 @@ const (
 	// not open, or the read transaction would not begin) keeps reads from
 	// trying again.
 	anchorRetry = time.Second
+	// anchorForeign is how long it is left after the -wal changed while it
+	// was held.
+	anchorForeign = 2 * time.Second
 )
 
 // want is called by each read of c on the file as it begins, at now (a
@@ -126,6 +155,9 @@ func (a *readAnchor) takeLocked(c *connector) {
 	}
 	a.held = true
 	a.takes.Add(1)
+	if a.wal != "" {
+		a.walWas = markOf(a.wal)
+	}
 	if a.timer == nil {
 		a.timer = time.AfterFunc(anchorHold, a.expire)
 	} else {
@@ -193,6 +225,12 @@ func (a *readAnchor) expire() {
 		return
 	}
 	a.dropLocked()
+	// The process's own writes gave it up before they began: a -wal
+	// that changed meanwhile was written by someone else.
+	if a.wal != "" && !markOf(a.wal).same(a.walWas) {
+		a.after.Store(monoNow() + int64(anchorForeign))
+		a.foreign.Add(1)
+	}
 }
 
 // stop keeps reads from taking the anchor until resume; the caller then

@@ -251,3 +251,60 @@ func TestReadAnchorBesideWritesAndCheckpoints(t *testing.T) {
 		t.Errorf("read anchor taken %d times: the test did not exercise it", st.ReadAnchors)
 	}
 }
+
+// Beside a writer the process cannot see (another connection, outside the
+// writer queue), the anchor's snapshot goes stale at every commit: once it
+// finds the -wal changed at the end of a hold, it is left for 2 s, so that
+// it neither pins that writer's checkpoints nor costs reads anything. In
+// 1.5 s of such writes it is taken once or twice, not every 110 ms.
+func TestReadAnchorBesideAnotherWriter(t *testing.T) {
+	watchdog(t, time.Minute)
+	path := dbPath(t)
+	db := openSafe(t, path+"?_checkpointing=commit")
+	mustExec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+	for i := 1; i <= 100; i++ {
+		mustExec(t, db, fmt.Sprintf("INSERT INTO t(v) VALUES ('v%d')", i))
+	}
+	plain, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	plain.SetMaxOpenConns(1)
+	st0 := readUntilAnchored(t, db)
+
+	stop := time.Now().Add(1500 * time.Millisecond)
+	var wg sync.WaitGroup
+	var writes atomic.Int64
+	wg.Go(func() {
+		for time.Now().Before(stop) {
+			if _, err := plain.Exec("INSERT INTO t(v) VALUES ('plain')"); err != nil {
+				t.Error(err)
+				return
+			}
+			writes.Add(1)
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+	reads := 0
+	for time.Now().Before(stop) {
+		var v string
+		if err := db.QueryRow("SELECT v FROM t WHERE id = ?", reads%100+1).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		reads++
+	}
+	wg.Wait()
+	st, err := sqlitesafe.GetStats(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := st.ReadAnchors - st0.ReadAnchors
+	t.Logf("%d reads beside %d writes of another connection: the anchor taken %d more times", reads, writes.Load(), taken)
+	if taken > 2 {
+		t.Errorf("anchor taken %d more times in 1.5 s beside another connection's writes, want at most 2", taken)
+	}
+	if n := queryInt(t, db, "SELECT count(*) FROM t"); n != 100+writes.Load() {
+		t.Errorf("%d rows, want %d", n, 100+writes.Load())
+	}
+}

@@ -172,9 +172,11 @@ type Config struct {
 	// transaction open on a connection of its own, at most 100 ms at a
 	// time, so that its readers take SQLite's read locks without a system
 	// call each: a point read costs a third less. It is given up before
-	// each write and checkpoint of the process; other processes'
-	// checkpoints that must wait for every reader (RESTART, TRUNCATE) wait
-	// for it as for any reader. DSN key _read_anchor=off.
+	// each write and checkpoint of the process, and left for 2 s when the
+	// -wal changed while it was held (another process wrote); other
+	// processes' checkpoints that must wait for every reader (RESTART,
+	// TRUNCATE) wait for it as for any reader, up to 100 ms. DSN key
+	// _read_anchor=off.
 	DisableReadAnchor bool
 
 	// DisableProcessQueue turns off the writer queue across processes. By

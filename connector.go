@@ -569,6 +569,7 @@ func acquireFile(key string, c *connector) (*fileState, error) {
 		f.queue.file = c.name
 		if filepath.IsAbs(key) {
 			f.queue.key = key
+			f.anchor.wal = key + "-wal"
 		}
 		files.m[key] = f
 	}
