@@ -51,15 +51,14 @@ type readAnchor struct {
 	after   atomic.Int64 // no read takes it before this (monoNow)
 	probe   atomic.Int64 // when the last read that could have taken it began (monoNow)
 	takes   atomic.Int64 // times it was taken, for Stats
-	foreign atomic.Int64 // times the -wal changed while it was held, for tests
 
-	mu     sync.Mutex // one user of p at a time
-	p      *phys      // its connection, opened by the first read to take it; guarded by mu
-	held   bool       // p's read transaction is open; guarded by mu
-	off    bool       // the file is not in WAL mode, or its state is gone; guarded by mu
-	timer  *time.Timer
-	wal    string  // the -wal file's path; "" to look at none. Set before use
-	walWas walMark // the -wal file as the anchor was taken; guarded by mu
+	mu     sync.Mutex  // one user of p at a time
+	p      *phys       // its connection, opened by the first read to take it; guarded by mu
+	held   bool        // p's read transaction is open; guarded by mu
+	off    bool        // the file is not in WAL mode, or its state is gone; guarded by mu
+	timer  *time.Timer // ends a hold at anchorHold (expire); guarded by mu
+	wal    string      // the -wal file's path; "" to look at none. Set before use
+	walWas walMark     // the -wal file as the anchor was taken; guarded by mu
 }
 
 // walMark is what a stat of the -wal file says of it.
@@ -229,7 +228,6 @@ func (a *readAnchor) expire() {
 	// that changed meanwhile was written by someone else.
 	if a.wal != "" && !markOf(a.wal).same(a.walWas) {
 		a.after.Store(monoNow() + int64(anchorForeign))
-		a.foreign.Add(1)
 	}
 }
 
