@@ -27,6 +27,34 @@ func shmReadLocks(t *testing.T, path string) []proclocks.Lock {
 	})
 }
 
+// anchorFile creates a database with table t of 100 rows, opened with
+// _checkpointing=commit: the background checkpointer, which gives the
+// anchor up too, would run after those writes and hide what reads alone do.
+func anchorFile(t *testing.T) (string, *sql.DB) {
+	t.Helper()
+	path := dbPath(t)
+	db := openSafe(t, path+"?_checkpointing=commit")
+	mustExec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+	for i := 1; i <= 100; i++ {
+		mustExec(t, db, fmt.Sprintf("INSERT INTO t(v) VALUES ('v%d')", i))
+	}
+	return path, db
+}
+
+// plainConn opens the database at path through plain modernc.org/sqlite,
+// one connection with a busy timeout of 5 s and the DSN keys of extra: a
+// user of the file outside sqlite-safe.
+func plainConn(t *testing.T, path, extra string) *sql.DB {
+	t.Helper()
+	plain, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)"+extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plain.Close() })
+	plain.SetMaxOpenConns(1)
+	return plain
+}
+
 // readUntilAnchored reads db in one goroutine, back to back, until the
 // handle reports the read anchor held, and returns the stats then.
 func readUntilAnchored(t *testing.T, db *sql.DB) sqlitesafe.Stats {
@@ -57,17 +85,10 @@ func readUntilAnchored(t *testing.T, db *sql.DB) sqlitesafe.Stats {
 // another connection's TRUNCATE checkpoint, which waits for every reader,
 // then finishes. With _read_anchor=off no anchor is taken.
 //
-// The handle leaves checkpoints to SQLite's commits (_checkpointing=commit):
-// the background checkpointer, which gives the anchor up too, would run
-// after the writes here and hide what the reads alone do.
+// The handle leaves checkpoints to SQLite's commits (anchorFile).
 func TestReadAnchor(t *testing.T) {
 	watchdog(t, time.Minute)
-	path := dbPath(t)
-	db := openSafe(t, path+"?_checkpointing=commit")
-	mustExec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
-	for i := 1; i <= 100; i++ {
-		mustExec(t, db, fmt.Sprintf("INSERT INTO t(v) VALUES ('v%d')", i))
-	}
+	path, db := anchorFile(t)
 	// Checkpointed and quiet, as a read-mostly service is between writes.
 	if _, err := sqlitesafe.Checkpoint(context.Background(), db, sqlitesafe.CheckpointTruncate); err != nil {
 		t.Fatal(err)
@@ -82,12 +103,7 @@ func TestReadAnchor(t *testing.T) {
 
 	// Another connection's commit, while the anchor holds its older
 	// snapshot: the next read sees it.
-	plain, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-	plain.SetMaxOpenConns(1)
+	plain := plainConn(t, path, "")
 	mustExec(t, plain, "INSERT INTO t(v) VALUES ('plain')")
 	if n := queryInt(t, db, "SELECT count(*) FROM t"); n != 101 {
 		t.Fatalf("a read after another connection's commit counts %d rows, want 101", n)
@@ -152,12 +168,7 @@ func TestReadAnchorBesideWritesAndCheckpoints(t *testing.T) {
 	path := dbPath(t)
 	db := openSafe(t, path)
 	mustExec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)", "CREATE TABLE p(id INTEGER PRIMARY KEY)")
-	plain, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-	plain.SetMaxOpenConns(1)
+	plain := plainConn(t, path, "&_txlock=immediate")
 
 	dur := 3 * time.Second
 	if testing.Short() {
@@ -259,18 +270,8 @@ func TestReadAnchorBesideWritesAndCheckpoints(t *testing.T) {
 // 1.5 s of such writes it is taken once or twice, not every 110 ms.
 func TestReadAnchorBesideAnotherWriter(t *testing.T) {
 	watchdog(t, time.Minute)
-	path := dbPath(t)
-	db := openSafe(t, path+"?_checkpointing=commit")
-	mustExec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
-	for i := 1; i <= 100; i++ {
-		mustExec(t, db, fmt.Sprintf("INSERT INTO t(v) VALUES ('v%d')", i))
-	}
-	plain, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-	plain.SetMaxOpenConns(1)
+	path, db := anchorFile(t)
+	plain := plainConn(t, path, "")
 	st0 := readUntilAnchored(t, db)
 
 	stop := time.Now().Add(1500 * time.Millisecond)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -379,13 +378,7 @@ func (k *checkpointer) resetAt(noReads bool) int64 {
 }
 
 // walSize returns the size of the database's -wal file, 0 if none.
-func walSize(db string) int64 {
-	fi, err := os.Stat(db + "-wal")
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
+func walSize(db string) int64 { return markOf(db + "-wal").size }
 
 // conn returns the checkpointer's connection, opening it. k.mu is held.
 func (k *checkpointer) conn(ctx context.Context) (*phys, error) {

@@ -3,7 +3,6 @@ package sqlitesafe
 import (
 	"database/sql"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -529,9 +528,7 @@ func (f *fileState) stats(handles []*connector) Stats {
 	st.ReadAnchorHeld = f.anchor.on.Load()
 
 	if filepath.IsAbs(f.key) {
-		if fi, err := os.Stat(f.key + "-wal"); err == nil {
-			st.WALSize = fi.Size()
-		}
+		st.WALSize = walSize(f.key)
 	}
 	return st
 }
