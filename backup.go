@@ -114,8 +114,7 @@ func (c *connector) backup(ctx context.Context, dst string) (err error) {
 		}
 		// The copy is one read transaction: should it keep a checkpoint
 		// from resetting the -wal, the report names the Backup's caller.
-		site := captureSite()
-		src.site.Store(&site)
+		src.site.Store(hereSite())
 		defer c.readers.put(src)
 	}
 	if err := copyDatabase(ctx, src, tmpName); err != nil {

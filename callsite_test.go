@@ -78,3 +78,35 @@ func BenchmarkCaptureSite(b *testing.B) {
 		}
 	}
 }
+
+// Holders taken at one place share one copy of its site; another place
+// gets its own; and a site whose hash collides with one stored is never
+// given the other's addresses.
+func TestInternSite(t *testing.T) {
+	t.Parallel()
+	var at [2]*callSite
+	for i := range at {
+		at[i] = hereSite() // one place, twice
+	}
+	other := hereSite()
+	if at[0] != at[1] {
+		t.Error("two holders at one place got two copies of its site")
+	}
+	if at[0] == other || at[0].String() == other.String() {
+		t.Errorf("two places share a site: %s and %s", at[0], other)
+	}
+	// Two made-up sites with the same slot: each interned in turn gets
+	// its own addresses back.
+	a := callSite{n: 1, pcs: [maxSitePCs]uintptr{1}}
+	b := callSite{n: 1}
+	for pc := uintptr(2); siteSlot(&b) != siteSlot(&a); pc++ {
+		b.pcs[0] = pc
+	}
+	for range 3 {
+		for _, s := range []callSite{a, b} {
+			if got := internSite(&s); *got != s {
+				t.Fatalf("interned %v, got %v", s.pcs[0], got.pcs[0])
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -63,7 +64,7 @@ func (k holdKind) String() string {
 type holder struct {
 	kind  holdKind
 	since time.Time
-	site  callSite
+	site  *callSite  // shared, never changed: internSite
 	c     *connector // the handle, for warnings; nil in tests of the queue
 	proc  bool       // take the cross-process lock too
 
@@ -106,11 +107,50 @@ var infrastructure = []string{
 	"github.com/pressly/goose",
 }
 
+// siteCache holds call sites by a hash of their addresses, so that every
+// holder taken at one place shares one copy of its site: a holder is copied
+// into each waiter and into the queue's record of who holds it, and a site
+// of its own would be maxSitePCs addresses, zeroed and scanned at every
+// write. An entry is never changed once stored; another site with the same
+// hash replaces it.
+var siteCache [1 << siteCacheBits]atomic.Pointer[callSite]
+
+const siteCacheBits = 10
+
+// hereSite returns the call site of its caller's callers, shared.
+func hereSite() *callSite {
+	s := captureSite()
+	return internSite(&s)
+}
+
+// internSite returns the shared copy of s, storing one if there is none.
+func internSite(s *callSite) *callSite {
+	slot := &siteCache[siteSlot(s)]
+	if c := slot.Load(); c != nil && *c == *s {
+		return c
+	}
+	c := new(callSite)
+	*c = *s
+	slot.Store(c)
+	return c
+}
+
+// siteSlot is where s goes in siteCache: an FNV-1a hash of its addresses, a
+// word at a time.
+func siteSlot(s *callSite) uint64 {
+	h := uint64(14695981039346656037)
+	for _, pc := range s.pcs[:s.n] {
+		h = (h ^ uint64(pc)) * 1099511628211
+	}
+	return h >> (64 - siteCacheBits)
+}
+
 // String returns "dir/file.go:line" of the first frame outside database/sql,
 // this package, the driver wrappers and the data libraries built on them (a
-// test file counts as the caller's code), or "" if none is known.
+// test file counts as the caller's code), or "" if none is known (or s is
+// nil).
 func (s *callSite) String() string {
-	if s.n == 0 {
+	if s == nil || s.n == 0 {
 		return ""
 	}
 	frames := runtime.CallersFrames(s.pcs[:s.n])
@@ -155,5 +195,5 @@ func shortFile(path string) string {
 // not fail because another process is writing.
 func (c *connector) holderHere(kind holdKind) holder {
 	proc := c.procOn() && kind != holdOpen && kind != holdClose
-	return holder{kind: kind, since: time.Now(), site: captureSite(), c: c, proc: proc}
+	return holder{kind: kind, since: time.Now(), site: hereSite(), c: c, proc: proc}
 }

@@ -132,7 +132,7 @@ func (q *writeQueue) warnSlowWait(w, h holder, held, procWaiting bool, now time.
 }
 
 // siteOrUnknown is a call site for a message.
-func siteOrUnknown(s callSite) string {
+func siteOrUnknown(s *callSite) string {
 	if str := s.String(); str != "" {
 		return str
 	}

@@ -12,7 +12,7 @@ import (
 
 // holderHere describes the test as a holder of q, with no handle behind it.
 func holderHere(kind holdKind) holder {
-	return holder{kind: kind, since: time.Now(), site: captureSite()}
+	return holder{kind: kind, since: time.Now(), site: hereSite()}
 }
 
 // untilWaiting waits until n callers wait in q.

@@ -171,8 +171,7 @@ func (c *conn) txTarget(ctx context.Context, kind holdKind, write bool) (*txStat
 		}
 		// Where the read transaction began, should it keep a
 		// checkpoint from resetting the -wal.
-		site := captureSite()
-		r.site.Store(&site)
+		r.site.Store(hereSite())
 		t.ph, t.reader = r, true
 	}
 	return t, nil
