@@ -21,6 +21,10 @@ type conn struct {
 	pinned bool     // own holds connection-local state: every statement goes there
 	closed bool
 	last   *phys // the reader it keeps between its reads, or ran its last read on (readerPool.acquire)
+
+	// wr is the request onWriter submits, kept from one write to the
+	// next: a connection runs one call at a time.
+	wr writeRequest
 }
 
 var (
@@ -173,11 +177,16 @@ func (c *conn) onWriter(op call) (driver.Result, driver.Rows, error) {
 	if op.rows {
 		kind = holdQuery
 	}
-	req := &writeRequest{
+	req := &c.wr
+	*req = writeRequest{
 		call:  op,
 		c:     c.c,
 		batch: !op.rows && op.info.flags&flagBatchable != 0 && !c.c.cfg.DisableGroupCommit,
+		wait:  waiter{ready: req.wait.ready},
 	}
+	// Nothing of the call is kept past it: not its context, arguments
+	// or results.
+	defer func() { *req = writeRequest{wait: waiter{ready: req.wait.ready}} }()
 	run := c.c.runBatch
 	if c.c.db != nil {
 		run = c.c.runRemoteBatch

@@ -24,6 +24,7 @@ func (l *procLock) acquire(ctx context.Context, timeout time.Duration) (bool, er
 
 func (l *procLock) release()     {}
 func (l *procLock) done()        {}
+func (l *procLock) carry() bool  { return true }
 func (l *procLock) releaseIdle() {}
 func (l *procLock) close() error { return nil }
 

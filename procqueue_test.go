@@ -340,3 +340,89 @@ func TestProcLockCloseLetsGo(t *testing.T) {
 	}
 	flock(b.f, syscall.LOCK_UN)
 }
+
+// A leader does not run the batch queued behind its own while another
+// process waits for the cross-process lock: its turn ends with its batch,
+// as any turn does, and the next batch takes the lock again, stepping aside
+// first when this process's run of turns has lasted fairSlice.
+func TestQueueChainStepsAsideForAnotherProcess(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("the waiting flag needs Linux's open file description locks")
+	}
+	a, other := twoProcLocks(t)
+	q := &writeQueue{file: "app.db", proc: a}
+	c := &connector{}
+	cr := newChainRun("r0")
+	h := holderHere(holdExec)
+	h.proc = true
+	first := cr.lead(q, &writeRequest{call: call{query: "r0"}, c: c, batch: true}, h)
+	r1 := &writeRequest{call: call{ctx: context.Background(), query: "r1"}, c: c, batch: true}
+	second := make(chan error, 1)
+	go func() {
+		h := holderHere(holdExec)
+		h.proc = true
+		second <- q.submit(r1, 5*time.Second, h, cr.run)
+	}()
+	untilWaiting(t, q, 1)
+	otherDone := make(chan error, 1)
+	go func() {
+		_, err := other.acquire(context.Background(), 5*time.Second)
+		if err == nil {
+			cr.event("other process")
+			time.Sleep(5 * time.Millisecond)
+			other.release()
+		}
+		otherDone <- err
+	}()
+	waitInflight(t, other, "the other process")
+	a.mu.Lock()
+	a.streak = time.Now().Add(-2 * fairSlice)
+	a.mu.Unlock()
+	close(cr.gates["r0"].release)
+	for _, errs := range []<-chan error{first, second, otherDone} {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if len(cr.log) != 3 || !strings.HasPrefix(cr.log[0], "r0@") || cr.log[1] != "other process" || !strings.HasPrefix(cr.log[2], "r1@") {
+		t.Fatalf("events %q, want r0, the other process, r1 (its slice over, this process steps aside)", cr.log)
+	}
+}
+
+// A turn runs straight into the next only while no other process waits and
+// the run of turns is within its slice.
+func TestProcLockCarry(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("the waiting flag needs Linux's open file description locks")
+	}
+	a, b := twoProcLocks(t)
+	ctx := context.Background()
+	if _, err := a.acquire(ctx, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !a.carry() {
+		t.Fatal("a cannot carry its turn on with nobody waiting")
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := b.acquire(ctx, 5*time.Second)
+		got <- err
+	}()
+	waitInflight(t, b, "b")
+	time.Sleep(2 * lingerCheck) // past the last look at the waiting flags
+	if a.carry() {
+		t.Fatal("a carries its turn on while b waits")
+	}
+	a.done()
+	if err := <-got; err != nil {
+		t.Fatalf("b after a's turn ended: %v", err)
+	}
+	if a.carry() {
+		t.Fatal("a carries on a turn after letting the lock go")
+	}
+	b.release()
+}

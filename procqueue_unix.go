@@ -369,6 +369,32 @@ func (l *procLock) done() {
 	}
 }
 
+// carry reports whether the turn in progress may run straight into this
+// process's next one, keeping the lock, as done and then acquire would
+// without a system call: while no other process is seen waiting, and
+// before this process's run of turns has lasted fairSlice (acquire then
+// decides whether to step aside). When it reports false the caller ends
+// the turn with done.
+func (l *procLock) carry() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed {
+		return true // no cross-process queue to hand on
+	}
+	if !l.held || l.idle || l.closing {
+		return false
+	}
+	now := time.Now()
+	if !l.streak.IsZero() && now.Sub(l.streak) >= fairSlice {
+		return false
+	}
+	if now.Sub(l.checked) >= lingerCheck {
+		l.othersSeen = othersWaiting(l.f)
+		l.checked = now
+	}
+	return !l.othersSeen
+}
+
 // expire lets the lock kept between turns go once it has been idle for
 // lingerGrace.
 func (l *procLock) expire() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -322,5 +323,194 @@ func TestCallSite(t *testing.T) {
 	h := holderHere(holdExec) // this line
 	if got := h.site.String(); !strings.HasPrefix(got, "sqlitesafe/serialize_test.go:") && !strings.Contains(got, "serialize_test.go:") {
 		t.Fatalf("site %q, want this test file", got)
+	}
+}
+
+// goid returns the current goroutine's id, from its stack's header.
+func goid() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	f := strings.Fields(string(buf))
+	return f[1]
+}
+
+// chainRun is a run function for chain tests: it records each batch and
+// the goroutine running it. A batch whose first request has a gate tells
+// the gate it has begun, waits for its release, then sleeps hold.
+type chainRun struct {
+	mu    sync.Mutex
+	log   []string // "name name@goroutine" per batch, and other events
+	gates map[string]*gate
+	hold  time.Duration
+}
+
+type gate struct{ started, release chan struct{} }
+
+func newChainRun(gated ...string) *chainRun {
+	cr := &chainRun{gates: map[string]*gate{}}
+	for _, name := range gated {
+		cr.gates[name] = &gate{make(chan struct{}), make(chan struct{})}
+	}
+	return cr
+}
+
+func (cr *chainRun) run(batch []*writeRequest) {
+	if g := cr.gates[batch[0].query]; g != nil {
+		close(g.started)
+		<-g.release
+		time.Sleep(cr.hold)
+	}
+	var names []string
+	for _, r := range batch {
+		names = append(names, r.query)
+		r.err = errors.New("ran " + r.query)
+	}
+	cr.event(strings.Join(names, " ") + "@" + goid())
+}
+
+func (cr *chainRun) event(s string) {
+	cr.mu.Lock()
+	cr.log = append(cr.log, s)
+	cr.mu.Unlock()
+}
+
+// submitAll submits each request from a goroutine of its own, in order,
+// each queued behind the waiting ones before the next is submitted; the
+// returned channel gets each submit's error, in the order they end.
+func submitAll(t *testing.T, q *writeQueue, run func([]*writeRequest), waiting int, reqs ...*writeRequest) <-chan error {
+	errs := make(chan error, len(reqs))
+	for i, r := range reqs {
+		r.ctx = context.Background()
+		go func() { errs <- q.submit(r, time.Minute, holderHere(holdExec), run) }()
+		untilWaiting(t, q, waiting+i+1)
+	}
+	return errs
+}
+
+// lead submits r, which has a gate, on a free queue, from a goroutine of
+// its own, and returns once r's batch has begun; the channel gets submit's
+// error.
+func (cr *chainRun) lead(q *writeQueue, r *writeRequest, h holder) <-chan error {
+	r.ctx = context.Background()
+	errs := make(chan error, 1)
+	go func() { errs <- q.submit(r, time.Minute, h, cr.run) }()
+	<-cr.gates[r.query].started
+	return errs
+}
+
+// A leader whose batch has committed runs the batch queued behind it too,
+// on the same goroutine, up to a waiter that cannot join (a transaction),
+// which then gets the lock in its turn.
+func TestQueueChainsBatches(t *testing.T) {
+	t.Parallel()
+	q := &writeQueue{file: "test.db"}
+	c := &connector{}
+	cr := newChainRun("r0")
+	req := func(name string) *writeRequest { return &writeRequest{call: call{query: name}, c: c, batch: true} }
+	r0 := req("r0")
+	first := cr.lead(q, r0, holderHere(holdExec))
+	rest := submitAll(t, q, cr.run, 0, req("r1"), req("r2"), req("r3"))
+	txDone := make(chan error, 1)
+	go func() {
+		err := q.lock(context.Background(), time.Minute, holderHere(holdTx))
+		if err == nil {
+			cr.event("tx")
+			q.unlock()
+		}
+		txDone <- err
+	}()
+	untilWaiting(t, q, 4)
+	r4 := req("r4")
+	last := submitAll(t, q, cr.run, 4, r4)
+	close(cr.gates["r0"].release)
+	for range 3 {
+		if err := <-rest; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-txDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-last; err != nil {
+		t.Fatal(err)
+	}
+	cr.mu.Lock()
+	log := cr.log
+	cr.mu.Unlock()
+	if len(log) != 4 {
+		t.Fatalf("events %q, want r0, r1 r2 r3, tx, r4", log)
+	}
+	g0 := strings.TrimPrefix(log[0], "r0@")
+	if log[1] != "r1 r2 r3@"+g0 || log[2] != "tx" || !strings.HasPrefix(log[3], "r4@") || log[3] == "r4@"+g0 {
+		t.Fatalf("events %q, want r0 and then r1 r2 r3 on goroutine %s, tx, r4 on another", log, g0)
+	}
+	for _, r := range []*writeRequest{r0, r4} {
+		if r.err == nil || r.err.Error() != "ran "+r.query {
+			t.Fatalf("%s: outcome %v", r.query, r.err)
+		}
+	}
+	if held, _, w := q.snapshot(); held || w != 0 {
+		t.Fatalf("held %v with %d waiting at the end", held, w)
+	}
+}
+
+// A leader hands the lock on once it has led the batches behind its own for
+// chainFor: its caller is waiting for its result.
+func TestQueueChainBounded(t *testing.T) {
+	t.Parallel()
+	q := &writeQueue{file: "test.db"}
+	c := &connector{}
+	cr := newChainRun("r0", "r1")
+	cr.hold = chainFor + 5*time.Millisecond
+	req := func(name string) *writeRequest { return &writeRequest{call: call{query: name}, c: c, batch: true} }
+	first := cr.lead(q, req("r0"), holderHere(holdExec))
+	second := submitAll(t, q, cr.run, 0, req("r1"))
+	close(cr.gates["r0"].release)
+	<-cr.gates["r1"].started
+	third := submitAll(t, q, cr.run, 0, req("r2"))
+	close(cr.gates["r1"].release)
+	for _, errs := range []<-chan error{first, second, third} {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	g := func(i int) string { return cr.log[i][strings.Index(cr.log[i], "@"):] }
+	if len(cr.log) != 3 || g(0) != g(1) || g(2) == g(0) {
+		t.Fatalf("batches %q: want r1 on r0's goroutine, and r2, queued past chainFor, on another", cr.log)
+	}
+}
+
+// A handle closed while its writes wait: the leader does not run them for
+// it; each is refused as it is granted the lock, and did not run.
+func TestQueueChainStopsAtClosedHandle(t *testing.T) {
+	t.Parallel()
+	q := &writeQueue{file: "test.db"}
+	c := &connector{}
+	cr := newChainRun("r0")
+	first := cr.lead(q, &writeRequest{call: call{query: "r0"}, c: c, batch: true}, holderHere(holdExec))
+	r1 := &writeRequest{call: call{query: "r1"}, c: c, batch: true}
+	next := make(chan error, 1)
+	r1.ctx = context.Background()
+	h := holderHere(holdExec)
+	h.c = c
+	go func() { next <- q.submit(r1, time.Minute, h, cr.run) }()
+	untilWaiting(t, q, 1)
+	c.shut.Store(true)
+	close(cr.gates["r0"].release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-next; !errors.Is(err, ErrClosed) {
+		t.Fatalf("r1 on a closed handle: %v, want ErrClosed", err)
+	}
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if len(cr.log) != 1 || r1.err != nil {
+		t.Fatalf("batches %q, r1's outcome %v: only r0 should have run", cr.log, r1.err)
 	}
 }
