@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/sqlitesafe/sqlitesafe"
 )
 
 // Readers in use at once are kept for the next burst of reads, even past one
@@ -86,5 +88,57 @@ func TestReadersIdleShrinkAfterTheBurst(t *testing.T) {
 			t.Fatalf("%d readers open 10 s after the burst, want %d at most", st.ReadersOpen, want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// While writes have held the writer lock for 2 ms without a break, each
+// read begins by yielding the processor to them; otherwise no read yields.
+// (The reads stay the reads they were: the ones during the write see only
+// what was committed before it.)
+func TestReadsYieldToALongWrite(t *testing.T) {
+	t.Parallel()
+	watchdog(t, time.Minute)
+	db := openSafe(t, dbPath(t))
+	mustExec(t, db, "CREATE TABLE t(x)")
+	mustExec(t, db, "INSERT INTO t VALUES (1)")
+	yields := func() int64 {
+		t.Helper()
+		st, err := sqlitesafe.GetStats(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.ReadYields
+	}
+	read := func(n int) {
+		t.Helper()
+		for range n {
+			if got := queryInt(t, db, "SELECT count(*) FROM t"); got != 1 {
+				t.Fatalf("read %d rows, want the 1 committed", got)
+			}
+		}
+	}
+	read(20)
+	if n := yields(); n != 0 {
+		t.Fatalf("%d reads yielded with no write in progress", n)
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("INSERT INTO t VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Millisecond)
+	read(10)
+	if n := yields(); n != 10 {
+		t.Fatalf("%d of 10 reads yielded to a write held for 3 ms", n)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	read(10)
+	if n := yields(); n != 10 {
+		t.Fatalf("%d reads yielded in all, want still 10 once the write ended", n)
 	}
 }

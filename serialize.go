@@ -35,6 +35,11 @@ type writeQueue struct {
 
 	stats fileStats
 
+	// writingSince is when writes began to hold the lock without a break
+	// (a monoNow reading), or 0 while it is free or held by anything
+	// else: readers read it (readerPool.yieldToWriter) without q.mu.
+	writingSince atomic.Int64
+
 	mu      sync.Mutex
 	held    bool
 	holder  holder    // valid while held
@@ -162,6 +167,12 @@ func (q *writeQueue) grantLocked(h holder) {
 	if !q.held && q.anchor != nil {
 		q.anchor.stop()
 	}
+	switch {
+	case !h.kind.isWrite():
+		q.writingSince.Store(0)
+	case q.writingSince.Load() == 0:
+		q.writingSince.Store(monoNow())
+	}
 	q.held = true
 	q.holder = h
 	q.stats.acquires.Add(1)
@@ -228,6 +239,7 @@ func (q *writeQueue) unlockLocked() {
 	}
 	if len(q.waiters) == 0 {
 		q.held = false
+		q.writingSince.Store(0)
 		q.holder = holder{}
 		if q.anchor != nil {
 			q.anchor.resume()

@@ -88,6 +88,10 @@ type Stats struct {
 	// it holds it now.
 	ReadAnchors    int64
 	ReadAnchorHeld bool
+	// ReadYields counts the reads that began by yielding the processor
+	// because writes had held the writer lock for 2 ms without a break,
+	// so that a writer short of processor time gets it.
+	ReadYields int64
 	// Reruns counts the statements a reader refused as writes and that
 	// ran again on the writer (misjudged once; the driver then remembers
 	// the statement as a write).
@@ -241,6 +245,7 @@ type fileStats struct {
 	slowHolds     atomic.Int64
 	slowWaits     atomic.Int64
 	reruns        atomic.Int64
+	readYields    atomic.Int64 // reads that yielded to a writer (readerPool.yieldToWriter)
 	remoteReruns  atomic.Int64 // autocommit writes run again after a cluster found them not committed
 	leaderLost    atomic.Int64 // when (Unix ns) a connection to a cluster's leader was lost, until a writer connects again; 0 if none
 	busyMu        sync.Mutex
@@ -525,6 +530,7 @@ func (f *fileState) stats(handles []*connector) Stats {
 	st.HeldReads = f.gate.held.Load()
 	st.HeldReadMax = time.Duration(f.gate.heldMax.Load())
 	st.ReadAnchors = f.anchor.takes.Load()
+	st.ReadYields = s.readYields.Load()
 	st.ReadAnchorHeld = f.anchor.on.Load()
 
 	if filepath.IsAbs(f.key) {

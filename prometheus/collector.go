@@ -89,7 +89,7 @@ type Collector struct {
 	busyCheckpoints, delayedWriters                *prometheus.Desc
 	readHoldBacks, readHoldBackMax                 *prometheus.Desc
 	heldReads, heldReadMax                         *prometheus.Desc
-	readAnchors, readAnchorHeld                    *prometheus.Desc
+	readAnchors, readAnchorHeld, readYields        *prometheus.Desc
 	cpAt, cpBusy, cpLog, cpCheckpointed            *prometheus.Desc
 	leader, leaderChanges, connsLost               *prometheus.Desc
 	resolved, writesRerun, beginRetries            *prometheus.Desc
@@ -136,6 +136,7 @@ func NewCollector() *Collector {
 		heldReads:         d("held_reads_total", "Reads that waited while a checkpoint held reads back."),
 		readAnchors:       d("read_anchors_total", "Times the process took the file's read anchor, which lets its readers take SQLite's read locks without a system call."),
 		readAnchorHeld:    d("read_anchor_held", "1 while the process holds the file's read anchor."),
+		readYields:        d("read_yields_total", "Reads that began by yielding the processor to writes that had held the writer lock for 2 ms without a break."),
 		heldReadMax:       d("held_read_max_seconds", "The longest wait of a read held back by a checkpoint."),
 		cpAt:              d("last_checkpoint_timestamp_seconds", "When the driver last ran a checkpoint on the file, in seconds since the Unix epoch."),
 		cpBusy:            d("last_checkpoint_busy", "1 if the last checkpoint could not finish (a reader still needed frames), else 0."),
@@ -162,7 +163,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.checkpoints, c.checkpointSeconds, c.checkpointMax,
 		c.busyCheckpoints, c.delayedWriters,
 		c.readHoldBacks, c.readHoldBackMax, c.heldReads, c.heldReadMax,
-		c.readAnchors, c.readAnchorHeld,
+		c.readAnchors, c.readAnchorHeld, c.readYields,
 		c.cpAt, c.cpBusy, c.cpLog, c.cpCheckpointed,
 		c.leader, c.leaderChanges, c.connsLost, c.resolved, c.writesRerun, c.beginRetries,
 	} {
@@ -226,6 +227,7 @@ func (c *Collector) collect(ch chan<- prometheus.Metric, st sqlitesafe.Stats) {
 	gauge(c.heldReadMax, st.HeldReadMax.Seconds())
 	counter(c.readAnchors, float64(st.ReadAnchors))
 	gauge(c.readAnchorHeld, boolValue(st.ReadAnchorHeld))
+	counter(c.readYields, float64(st.ReadYields))
 	if !st.LastCheckpointAt.IsZero() {
 		gauge(c.cpAt, float64(st.LastCheckpointAt.UnixNano())/1e9)
 		gauge(c.cpBusy, boolValue(st.LastCheckpoint.Busy))

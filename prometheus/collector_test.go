@@ -269,6 +269,7 @@ func TestScrapeDuringLoad(t *testing.T) {
 		"sqlitesafe_read_hold_backs_total":            st.ReadHoldBacks,
 		"sqlitesafe_held_reads_total":                 st.HeldReads,
 		"sqlitesafe_read_anchors_total":               st.ReadAnchors,
+		"sqlitesafe_read_yields_total":                st.ReadYields,
 	}
 	for name, want := range counters {
 		if got := value(t, mfs, name, file, dto.MetricType_COUNTER); got != float64(want) {
