@@ -27,6 +27,34 @@ func twoProcLocks(t *testing.T) (a, b *procLock) {
 	return a, b
 }
 
+// heldByA returns two procLocks on one file, as twoProcLocks does, a
+// holding the lock; it skips the test where the waiting flag, which the
+// test is about, is missing.
+func heldByA(t *testing.T) (a, b *procLock) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the waiting flag needs Linux's open file description locks")
+	}
+	a, b = twoProcLocks(t)
+	if _, err := a.acquire(context.Background(), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+// acquireWaiting starts l.acquire (5 s at most) in a goroutine of its own
+// and returns once it waits for the lock; the channel gets its error.
+func acquireWaiting(t *testing.T, l *procLock, name string) <-chan error {
+	t.Helper()
+	got := make(chan error, 1)
+	go func() {
+		_, err := l.acquire(context.Background(), 5*time.Second)
+		got <- err
+	}()
+	waitInflight(t, l, name)
+	return got
+}
+
 // waitInflight waits until l has an acquire in flight (at most 5 s).
 func waitInflight(t *testing.T, l *procLock, name string) {
 	t.Helper()
@@ -167,14 +195,7 @@ func TestFlockHolders(t *testing.T) {
 // when another process waits, and only then.
 func TestProcLockYieldsToWaiters(t *testing.T) {
 	t.Parallel()
-	if runtime.GOOS != "linux" {
-		t.Skip("the waiting flag needs Linux's open file description locks")
-	}
-	a, b := twoProcLocks(t)
-	ctx := context.Background()
-	if _, err := a.acquire(ctx, time.Second); err != nil {
-		t.Fatal(err)
-	}
+	a, b := heldByA(t)
 	yield := func(streak time.Duration) bool {
 		a.mu.Lock()
 		defer a.mu.Unlock()
@@ -184,12 +205,7 @@ func TestProcLockYieldsToWaiters(t *testing.T) {
 	if yield(2 * fairSlice) {
 		t.Error("a yields with nobody waiting")
 	}
-	got := make(chan error, 1)
-	go func() {
-		_, err := b.acquire(ctx, 5*time.Second)
-		got <- err
-	}()
-	waitInflight(t, b, "b")
+	got := acquireWaiting(t, b, "b")
 	if yield(fairSlice / 2) {
 		t.Error("a yields before its slice is over")
 	}
@@ -263,14 +279,8 @@ func TestLockFileFollowsDatabase(t *testing.T) {
 // it go at once.
 func TestProcLockKeptBetweenTurns(t *testing.T) {
 	t.Parallel()
-	if runtime.GOOS != "linux" {
-		t.Skip("the waiting flag needs Linux's open file description locks")
-	}
-	a, b := twoProcLocks(t)
+	a, b := heldByA(t)
 	ctx := context.Background()
-	if _, err := a.acquire(ctx, time.Second); err != nil {
-		t.Fatal(err)
-	}
 	a.done()
 	a.mu.Lock()
 	kept := a.held && a.idle
@@ -299,12 +309,7 @@ func TestProcLockKeptBetweenTurns(t *testing.T) {
 	}
 	// Now a waits for b: b's turn ends and, b having seen a waiting,
 	// b lets go at once.
-	got := make(chan error, 1)
-	go func() {
-		_, err := a.acquire(ctx, 5*time.Second)
-		got <- err
-	}()
-	waitInflight(t, a, "a")
+	got := acquireWaiting(t, a, "a")
 	b.mu.Lock()
 	b.checked = time.Time{} // as if its last look was long ago
 	b.mu.Unlock()
@@ -365,9 +370,10 @@ func TestQueueChainStepsAsideForAnotherProcess(t *testing.T) {
 		second <- q.submit(r1, 5*time.Second, h, cr.run)
 	}()
 	untilWaiting(t, q, 1)
+	otherGot := acquireWaiting(t, other, "the other process")
 	otherDone := make(chan error, 1)
 	go func() {
-		_, err := other.acquire(context.Background(), 5*time.Second)
+		err := <-otherGot
 		if err == nil {
 			cr.event("other process")
 			time.Sleep(5 * time.Millisecond)
@@ -375,16 +381,11 @@ func TestQueueChainStepsAsideForAnotherProcess(t *testing.T) {
 		}
 		otherDone <- err
 	}()
-	waitInflight(t, other, "the other process")
 	a.mu.Lock()
 	a.streak = time.Now().Add(-2 * fairSlice)
 	a.mu.Unlock()
 	close(cr.gates["r0"].release)
-	for _, errs := range []<-chan error{first, second, otherDone} {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
+	noErrors(t, first, second, otherDone)
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
 	if len(cr.log) != 3 || !strings.HasPrefix(cr.log[0], "r0@") || cr.log[1] != "other process" || !strings.HasPrefix(cr.log[2], "r1@") {
@@ -396,23 +397,11 @@ func TestQueueChainStepsAsideForAnotherProcess(t *testing.T) {
 // the run of turns is within its slice.
 func TestProcLockCarry(t *testing.T) {
 	t.Parallel()
-	if runtime.GOOS != "linux" {
-		t.Skip("the waiting flag needs Linux's open file description locks")
-	}
-	a, b := twoProcLocks(t)
-	ctx := context.Background()
-	if _, err := a.acquire(ctx, time.Second); err != nil {
-		t.Fatal(err)
-	}
+	a, b := heldByA(t)
 	if !a.carry() {
 		t.Fatal("a cannot carry its turn on with nobody waiting")
 	}
-	got := make(chan error, 1)
-	go func() {
-		_, err := b.acquire(ctx, 5*time.Second)
-		got <- err
-	}()
-	waitInflight(t, b, "b")
+	got := acquireWaiting(t, b, "b")
 	time.Sleep(2 * lingerCheck) // past the last look at the waiting flags
 	if a.carry() {
 		t.Fatal("a carries its turn on while b waits")

@@ -387,6 +387,17 @@ func submitAll(t *testing.T, q *writeQueue, run func([]*writeRequest), waiting i
 	return errs
 }
 
+// noErrors takes one error from each channel in turn (a channel given n
+// times, n errors) and fails the test at the first that is not nil.
+func noErrors(t *testing.T, chans ...<-chan error) {
+	t.Helper()
+	for _, ch := range chans {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // lead submits r, which has a gate, on a free queue, from a goroutine of
 // its own, and returns once r's batch has begun; the channel gets submit's
 // error.
@@ -423,20 +434,7 @@ func TestQueueChainsBatches(t *testing.T) {
 	r4 := req("r4")
 	last := submitAll(t, q, cr.run, 4, r4)
 	close(cr.gates["r0"].release)
-	for range 3 {
-		if err := <-rest; err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-txDone; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-last; err != nil {
-		t.Fatal(err)
-	}
+	noErrors(t, rest, rest, rest, first, txDone, last)
 	cr.mu.Lock()
 	log := cr.log
 	cr.mu.Unlock()
@@ -472,11 +470,7 @@ func TestQueueChainBounded(t *testing.T) {
 	<-cr.gates["r1"].started
 	third := submitAll(t, q, cr.run, 0, req("r2"))
 	close(cr.gates["r1"].release)
-	for _, errs := range []<-chan error{first, second, third} {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
+	noErrors(t, first, second, third)
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
 	g := func(i int) string { return cr.log[i][strings.Index(cr.log[i], "@"):] }
