@@ -91,12 +91,14 @@ func (rp *readerPool) acquire(ctx context.Context, last **phys) (*phys, error) {
 	return p, nil
 }
 
-// writerTurn is how long writes may hold a file's writer lock without a
-// break before the process's reads of it begin by yielding the processor.
+// writerTurn is how long a write may hold a file's writer lock before the
+// process's reads of it begin by yielding the processor.
 const writerTurn = 2 * time.Millisecond
 
 // yieldToWriter gives the processor away once, at the start of a read,
-// while writes have held the file's writer lock for writerTurn or more.
+// while a write has held the file's writer lock for writerTurn or more (a
+// write that takes microseconds when it runs: one that takes 2 ms is
+// waiting, most likely for a processor).
 // Reads run on as many goroutines as the program has; a write runs on one,
 // and each time it waits (for SQLite's mutexes, which the readers take too,
 // or for its system calls) it goes back behind the readers for a processor.
@@ -110,7 +112,7 @@ func (rp *readerPool) yieldToWriter() {
 	if f == nil {
 		return
 	}
-	if at := f.queue.writingSince.Load(); at != 0 && monoNow()-at >= int64(writerTurn) {
+	if at := f.queue.writeSince.Load(); at != 0 && monoNow()-at >= int64(writerTurn) {
 		f.queue.stats.readYields.Add(1)
 		runtime.Gosched()
 	}

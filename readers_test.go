@@ -91,8 +91,8 @@ func TestReadersIdleShrinkAfterTheBurst(t *testing.T) {
 	}
 }
 
-// While writes have held the writer lock for 2 ms without a break, each
-// read begins by yielding the processor to them; otherwise no read yields.
+// While a write has held the writer lock for 2 ms, each read begins by
+// yielding the processor to it; otherwise no read yields.
 // (The reads stay the reads they were: the ones during the write see only
 // what was committed before it.)
 func TestReadsYieldToALongWrite(t *testing.T) {

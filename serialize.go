@@ -35,10 +35,10 @@ type writeQueue struct {
 
 	stats fileStats
 
-	// writingSince is when writes began to hold the lock without a break
-	// (a monoNow reading), or 0 while it is free or held by anything
-	// else: readers read it (readerPool.yieldToWriter) without q.mu.
-	writingSince atomic.Int64
+	// writeSince is when the holder, a write, was granted the lock (a
+	// monoNow reading), or 0 while it is free or held by anything else:
+	// readers read it (readerPool.yieldToWriter) without q.mu.
+	writeSince atomic.Int64
 
 	mu      sync.Mutex
 	held    bool
@@ -167,11 +167,10 @@ func (q *writeQueue) grantLocked(h holder) {
 	if !q.held && q.anchor != nil {
 		q.anchor.stop()
 	}
-	switch {
-	case !h.kind.isWrite():
-		q.writingSince.Store(0)
-	case q.writingSince.Load() == 0:
-		q.writingSince.Store(monoNow())
+	if h.kind.isWrite() {
+		q.writeSince.Store(monoNow())
+	} else {
+		q.writeSince.Store(0)
 	}
 	q.held = true
 	q.holder = h
@@ -239,7 +238,7 @@ func (q *writeQueue) unlockLocked() {
 	}
 	if len(q.waiters) == 0 {
 		q.held = false
-		q.writingSince.Store(0)
+		q.writeSince.Store(0)
 		q.holder = holder{}
 		if q.anchor != nil {
 			q.anchor.resume()
@@ -618,6 +617,7 @@ func (q *writeQueue) carryLocked(c *connector, until *time.Time) *waiter {
 	q.holder = w.h
 	q.holder.since = now
 	q.holder.procHeld = procHeld
+	q.writeSince.Store(monoNow())
 	q.stats.acquires.Add(1)
 	return w
 }

@@ -89,8 +89,8 @@ type Stats struct {
 	ReadAnchors    int64
 	ReadAnchorHeld bool
 	// ReadYields counts the reads that began by yielding the processor
-	// because writes had held the writer lock for 2 ms without a break,
-	// so that a writer short of processor time gets it.
+	// because a write had held the writer lock for 2 ms, so that a writer
+	// short of processor time gets it.
 	ReadYields int64
 	// Reruns counts the statements a reader refused as writes and that
 	// ran again on the writer (misjudged once; the driver then remembers

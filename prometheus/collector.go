@@ -136,7 +136,7 @@ func NewCollector() *Collector {
 		heldReads:         d("held_reads_total", "Reads that waited while a checkpoint held reads back."),
 		readAnchors:       d("read_anchors_total", "Times the process took the file's read anchor, which lets its readers take SQLite's read locks without a system call."),
 		readAnchorHeld:    d("read_anchor_held", "1 while the process holds the file's read anchor."),
-		readYields:        d("read_yields_total", "Reads that began by yielding the processor to writes that had held the writer lock for 2 ms without a break."),
+		readYields:        d("read_yields_total", "Reads that began by yielding the processor to a write that had held the writer lock for 2 ms."),
 		heldReadMax:       d("held_read_max_seconds", "The longest wait of a read held back by a checkpoint."),
 		cpAt:              d("last_checkpoint_timestamp_seconds", "When the driver last ran a checkpoint on the file, in seconds since the Unix epoch."),
 		cpBusy:            d("last_checkpoint_busy", "1 if the last checkpoint could not finish (a reader still needed frames), else 0."),
