@@ -349,11 +349,7 @@ func (l *procLock) done() {
 		return
 	}
 	now := time.Now()
-	if now.Sub(l.checked) >= lingerCheck {
-		l.othersSeen = othersWaiting(l.f)
-		l.checked = now
-	}
-	if l.othersSeen {
+	if l.othersSeenLocked(now) {
 		l.releaseLocked()
 		return
 	}
@@ -388,11 +384,18 @@ func (l *procLock) carry() bool {
 	if !l.streak.IsZero() && now.Sub(l.streak) >= fairSlice {
 		return false
 	}
+	return !l.othersSeenLocked(now)
+}
+
+// othersSeenLocked reports whether another process was seen waiting at the
+// last look at the waiting flags, looking again (one fcntl) when that was
+// lingerCheck or more before now. l.mu is held.
+func (l *procLock) othersSeenLocked(now time.Time) bool {
 	if now.Sub(l.checked) >= lingerCheck {
 		l.othersSeen = othersWaiting(l.f)
 		l.checked = now
 	}
-	return !l.othersSeen
+	return l.othersSeen
 }
 
 // expire lets the lock kept between turns go once it has been idle for

@@ -245,9 +245,7 @@ func (q *writeQueue) unlockLocked() {
 		}
 		return
 	}
-	w := q.waiters[0]
-	q.waiters[0] = nil
-	q.waiters = q.waiters[1:]
+	w := q.popLocked()
 	w.state = waitGranted
 	w.prev = q.holder
 	q.grantLocked(w.h)
@@ -516,9 +514,7 @@ func (q *writeQueue) gatherLocked(first *writeRequest) ([]*writeRequest, []*wait
 		if !joins(first.c, next) {
 			break
 		}
-		next.state = waitTaken
-		q.waiters[0] = nil
-		q.waiters = q.waiters[1:]
+		q.popLocked().state = waitTaken
 		batch = append(batch, next.req)
 		taken = append(taken, next)
 	}
@@ -608,17 +604,22 @@ func (q *writeQueue) carryLocked(c *connector, until *time.Time) *waiter {
 	if q.holder.procHeld && !q.proc.carry() {
 		return nil
 	}
-	w := q.waiters[0]
-	q.waiters[0] = nil
-	q.waiters = q.waiters[1:]
+	w := q.popLocked()
 	w.state = waitTaken
 	q.stats.holds.record(now.Sub(q.holder.since))
 	procHeld := q.holder.procHeld
-	q.holder = w.h
+	q.grantLocked(w.h)
 	q.holder.since = now
 	q.holder.procHeld = procHeld
-	q.writeSince.Store(monoNow())
-	q.stats.acquires.Add(1)
+	return w
+}
+
+// popLocked takes the head of the queue out of it and returns it. q.mu must
+// be held, and the queue not empty.
+func (q *writeQueue) popLocked() *waiter {
+	w := q.waiters[0]
+	q.waiters[0] = nil
+	q.waiters = q.waiters[1:]
 	return w
 }
 
