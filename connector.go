@@ -349,6 +349,9 @@ func (c *connector) openWriter(ctx context.Context, first bool) (*phys, error) {
 	w, err := c.open(ctx, false, first)
 	if err == nil {
 		w.comeFirst()
+		if c.procOn() {
+			w.keepWriteLock()
+		}
 	}
 	return w, err
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sqlitesafe/sqlitesafe/internal/engine"
 	"github.com/sqlitesafe/sqlitesafe/internal/sqlitesched"
+	"modernc.org/libc"
 	"modernc.org/sqlite"
 )
 
@@ -50,6 +51,10 @@ type phys struct {
 	// first is the libc.TLS ID by which SQLite's mutexes let this
 	// connection come first (comeFirst), or 0.
 	first int32
+
+	// keeper is the libc.TLS of a writer connection whose WAL write lock
+	// the process keeps between its transactions (keepWriteLock), or nil.
+	keeper *libc.TLS
 }
 
 // comeFirst makes p, a writer connection, come first at SQLite's mutexes
@@ -57,6 +62,16 @@ type phys struct {
 func (p *phys) comeFirst() {
 	if h := p.handle(); h != nil && sqlitesched.SetFirst(h.tls.ID, true) {
 		p.first = h.tls.ID
+	}
+}
+
+// keepWriteLock lets the process keep the WAL write lock p lets go at the
+// end of a transaction, until the cross-process queue's lock is let go or the
+// sweep finds it idle (sqlitesched.Keep).
+func (p *phys) keepWriteLock() {
+	if h := p.handle(); h != nil && sqlitesched.WriteLockKept() {
+		sqlitesched.Keep(h.tls, true)
+		p.keeper = h.tls
 	}
 }
 
@@ -308,6 +323,10 @@ func (p *phys) close() error {
 	if p.first != 0 {
 		sqlitesched.SetFirst(p.first, false)
 		p.first = 0
+	}
+	if p.keeper != nil {
+		sqlitesched.Keep(p.keeper, false)
+		p.keeper = nil
 	}
 	p.last, p.lastQuery = nil, ""
 	for q, cs := range p.stmts {

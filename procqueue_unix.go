@@ -15,6 +15,7 @@ import (
 
 	"github.com/sqlitesafe/sqlitesafe/internal/lockfile"
 	"github.com/sqlitesafe/sqlitesafe/internal/proclocks"
+	"github.com/sqlitesafe/sqlitesafe/internal/sqlitesched"
 )
 
 // procLock is the writer queue across processes: an exclusive flock on a side
@@ -335,6 +336,9 @@ func (l *procLock) releaseLocked() {
 		return
 	}
 	l.held = false
+	// SQLite's write lock, kept between this process's transactions, goes
+	// first: the process next in the queue must find it free.
+	sqlitesched.Release()
 	flock(l.f, syscall.LOCK_UN)
 }
 

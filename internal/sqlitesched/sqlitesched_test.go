@@ -48,8 +48,8 @@ func TestInstalled(t *testing.T) {
 // modernc.org/sqlite ships it (this test binary, run again so).
 func TestOff(t *testing.T) {
 	if os.Getenv(Env) == "off" {
-		if Installed() || SleepInstalled() {
-			t.Fatalf("with %s=off: mutexes installed %v, sleep installed %v", Env, Installed(), SleepInstalled())
+		if Installed() || SleepInstalled() || WriteLockKept() {
+			t.Fatalf("with %s=off: mutexes installed %v, sleep installed %v, locks kept %v", Env, Installed(), SleepInstalled(), WriteLockKept())
 		}
 		tls := libc.NewTLS()
 		defer tls.Close()

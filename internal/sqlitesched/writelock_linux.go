@@ -1,0 +1,397 @@
+package sqlitesched
+
+import (
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"modernc.org/libc"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// The wal-index locks kept between transactions.
+//
+// SQLite's WAL mode locks bytes of the -shm file with POSIX record locks
+// (fcntl F_SETLK): byte 120 is the write lock, bytes 123-127 the read marks.
+// A lone writer's autocommit insert makes six such calls: the write lock
+// taken and let go; its read mark locked exclusively to move it to the new
+// end of the WAL, let go, locked shared for the read, let go. Those system
+// calls were a third of the CPU profile of a lone goroutine's inserts.
+//
+// POSIX locks belong to the process. Within it, SQLite keeps connections
+// apart by the wal-index node's own count of who holds what (unixShmLock),
+// and asks the kernel only to keep other processes out. So this process may
+// go on holding a lock in the kernel after the connection that had it let it
+// go, as SQLite sees it: another connection of the process that takes it
+// next finds the process holding it already, and SQLite's own bookkeeping
+// still decides which connections may hold it at once. Only other processes
+// see a difference: the lock stays taken a while longer.
+//
+// The unix VFS's fcntl (xSetSystemCall) is replaced by keptFcntl. When a
+// connection that Keep names lets the write lock go, the process keeps it;
+// when it lets a read mark go, the process keeps a shared lock on it (an
+// exclusive one becomes shared, in one call instead of an unlock and a lock
+// again). The next request for a kept lock that the kept one satisfies is
+// answered without a system call. So the insert above makes two calls: the
+// exclusive lock on its read mark, which must ask the kernel whether another
+// process reads there, and its downgrade. A kept shared read mark is what a
+// reader of the snapshot would hold: another process's checkpoint stops
+// there, and its writer cannot restart the WAL from the start while it is
+// kept, as with a reader; its readers share it.
+//
+// A kept lock is let go for real
+//   - by the sweep, once no transaction has taken it for one sweepTick, and
+//     at the end of the transaction that holds it past keepMax;
+//   - by Release, which the cross-process queue calls whenever it lets its
+//     own lock go, so that the process next in that queue finds SQLite's
+//     locks free;
+//   - at once, when a request of another shape covers its byte;
+//   - and the kernel drops it when the -shm descriptor is closed (close is
+//     replaced too, to forget it).
+//
+// A process that does not use the cross-process queue (another program, or
+// _process_queue=off) therefore waits for the write lock, in its busy
+// handler, about keepMax longer at most while this one writes without a
+// break, and sweepTick to 2*sweepTick after this one stops.
+
+const (
+	shmLockFirst = 120 // WALINDEX_LOCK_OFFSET: byte of the write lock
+	shmWriteLock = shmLockFirst
+	shmReadMark0 = shmLockFirst + 3 // bytes of read marks 0-4
+	shmLockEnd   = shmLockFirst + 8 // the DMS byte, never kept
+)
+
+// sweepTick and keepMax bound how long a lock is kept (variables for tests).
+var (
+	sweepTick = time.Millisecond
+	keepMax   = 2 * time.Millisecond
+	keepRest  = 2 * time.Millisecond
+)
+
+// A kept lock's mode in the kernel.
+const (
+	modeNone = iota
+	modeShared
+	modeExclusive
+)
+
+// keptLock is what this process holds in the kernel on one byte of a -shm
+// file through its wal-index node's descriptor.
+type keptLock struct {
+	mode  int8
+	inUse bool      // a connection holds it, as SQLite sees it
+	used  bool      // taken since the last sweep
+	since time.Time // when the kernel lock was taken
+}
+
+// shmLocks are the locks of one -shm descriptor, bytes 120-127, and the
+// end of the write lock's rest: after it was kept for keepMax, it is let go
+// at the end of each transaction until rest, as SQLite does, so that other
+// processes' busy handlers find it free as often as before.
+type shmLocks struct {
+	lock [shmLockEnd - shmLockFirst]keptLock
+	rest time.Time
+}
+
+var kept struct {
+	mu        sync.Mutex
+	fds       map[int32]*shmLocks
+	keepers   map[*libc.TLS]int // connections whose unlocks may be kept
+	tls       *libc.TLS         // for the kernel calls of Release and the sweep
+	sweeping  bool              // the sweeper is at work, or woken
+	wake      chan struct{}     // wakes the sweeper
+	installed bool
+	released  int64 // kept locks let go for real, for tests
+}
+
+// installWriteLock replaces the unix VFS's fcntl and close.
+func installWriteLock(tls *libc.TLS, vfs uintptr) bool {
+	set := vfsAt(vfs).FxSetSystemCall
+	if set == 0 {
+		return false
+	}
+	call := *(*func(*libc.TLS, uintptr, uintptr, uintptr) int32)(unsafe.Pointer(&struct{ uintptr }{set}))
+	replace := func(name string, fn uintptr) bool {
+		z, err := libc.CString(name)
+		if err != nil {
+			return false
+		}
+		defer libc.Xfree(tls, z)
+		return call(tls, vfs, z, fn) == sqlite3.SQLITE_OK
+	}
+	if !replace("close", cfunc(keptClose)) {
+		return false
+	}
+	if !replace("fcntl", cfunc(keptFcntl)) {
+		replace("close", 0) // 0 puts SQLite's own back
+		return false
+	}
+	kept.fds = map[int32]*shmLocks{}
+	kept.keepers = map[*libc.TLS]int{}
+	kept.tls = libc.NewTLS()
+	kept.wake = make(chan struct{}, 1)
+	kept.installed = true
+	// The sweeper runs from here, not from the first keeping connection's
+	// goroutine, which may be in a synctest bubble.
+	go sweeper()
+	return true
+}
+
+// WriteLockKept reports whether the unix VFS keeps the wal-index locks
+// between the transactions of Keep's connections.
+func WriteLockKept() bool {
+	kept.mu.Lock()
+	defer kept.mu.Unlock()
+	return kept.installed
+}
+
+// Keep lets the wal-index locks that tls's connection lets go be kept (on),
+// or no longer (off). Calls nest: each on needs its off.
+func Keep(tls *libc.TLS, on bool) {
+	kept.mu.Lock()
+	defer kept.mu.Unlock()
+	if !kept.installed {
+		return
+	}
+	if on {
+		kept.keepers[tls]++
+	} else if kept.keepers[tls]--; kept.keepers[tls] <= 0 {
+		delete(kept.keepers, tls)
+	}
+}
+
+// Release lets go every kept lock no connection holds.
+func Release() {
+	kept.mu.Lock()
+	defer kept.mu.Unlock()
+	for fd, s := range kept.fds {
+		for i := range s.lock {
+			if s.lock[i].mode != modeNone && !s.lock[i].inUse {
+				unlockLocked(fd, s, i)
+			}
+		}
+	}
+}
+
+// KeptLocks returns how many locks are kept now (held in the kernel, by no
+// connection) and how many kept ones have been let go, for tests.
+func KeptLocks() (now int, released int64) {
+	kept.mu.Lock()
+	defer kept.mu.Unlock()
+	return keptLocked(), kept.released
+}
+
+// keptLocked counts the kept locks no connection holds.
+func keptLocked() (n int) {
+	for _, s := range kept.fds {
+		for i := range s.lock {
+			if s.lock[i].mode != modeNone && !s.lock[i].inUse {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// setLocked makes one F_SETLK call of type typ on byte shmLockFirst+i of
+// fd on kept.tls.
+func setLocked(fd int32, i int, typ int16) int32 {
+	size := int(unsafe.Sizeof(sqlite3.Tflock{}))
+	fl := kept.tls.Alloc(size)
+	va := kept.tls.Alloc(8)
+	defer kept.tls.Free(size)
+	defer kept.tls.Free(8)
+	*at[sqlite3.Tflock](fl) = sqlite3.Tflock{Fl_type: typ, Fl_start: int64(shmLockFirst + i), Fl_len: 1}
+	*at[uintptr](va) = fl
+	return libc.Xfcntl(kept.tls, fd, syscall.F_SETLK, va)
+}
+
+// unlockLocked lets the kept lock on byte shmLockFirst+i of fd go in the
+// kernel. One that fails stays kept: the next sweep tries again.
+func unlockLocked(fd int32, s *shmLocks, i int) {
+	if setLocked(fd, i, syscall.F_UNLCK) == 0 {
+		s.lock[i] = keptLock{}
+		kept.released++
+		forgetIfEmpty(fd, s)
+	}
+}
+
+// forgetIfEmpty forgets fd when it holds nothing and rests no more.
+func forgetIfEmpty(fd int32, s *shmLocks) {
+	for i := range s.lock {
+		if s.lock[i].mode != modeNone {
+			return
+		}
+	}
+	if time.Now().After(s.rest) {
+		delete(kept.fds, fd)
+	}
+}
+
+// keptFcntl is the unix VFS's fcntl.
+func keptFcntl(tls *libc.TLS, fd, cmd int32, va uintptr) int32 {
+	if cmd != syscall.F_SETLK {
+		return libc.Xfcntl(tls, fd, cmd, va)
+	}
+	args := va
+	fl := at[sqlite3.Tflock](libc.VaUintptr(&args))
+	start, end := fl.Fl_start, fl.Fl_start+fl.Fl_len
+	if fl.Fl_whence != 0 || start >= shmLockEnd || (fl.Fl_len != 0 && end <= shmLockFirst) {
+		return libc.Xfcntl(tls, fd, cmd, va) // no byte that may be kept
+	}
+	kept.mu.Lock()
+	defer kept.mu.Unlock()
+	s := kept.fds[fd]
+	i := int(start - shmLockFirst)
+	if fl.Fl_len == 1 && i >= 0 && (start == shmWriteLock || start >= shmReadMark0) {
+		return keptOne(tls, fd, cmd, va, s, i, fl.Fl_type)
+	}
+	// A request of another shape: what the kernel holds in its range must
+	// be what SQLite thinks this process holds first.
+	lo, hi := max(0, int(start-shmLockFirst)), len(shmLocks{}.lock)
+	if fl.Fl_len != 0 {
+		hi = min(hi, int(end-shmLockFirst))
+	}
+	if s != nil {
+		for j := lo; j < hi; j++ {
+			if s.lock[j].mode != modeNone && !s.lock[j].inUse {
+				unlockLocked(fd, s, j)
+				if s.lock[j].mode != modeNone {
+					return -1 // could not be let go; SQLite reports it as busy
+				}
+			}
+		}
+	}
+	rc := libc.Xfcntl(tls, fd, cmd, va)
+	if rc == 0 && kept.fds[fd] != nil {
+		for j := lo; j < hi; j++ {
+			s.lock[j] = keptLock{}
+		}
+		forgetIfEmpty(fd, s)
+	}
+	return rc
+}
+
+// keptOne serves a request of type typ on byte shmLockFirst+i of fd, the
+// write lock or a read mark, whose locks are s (nil when none is held).
+func keptOne(tls *libc.TLS, fd, cmd int32, va uintptr, s *shmLocks, i int, typ int16) int32 {
+	var k *keptLock
+	if s != nil {
+		k = &s.lock[i]
+	}
+	switch typ {
+	case syscall.F_UNLCK:
+		if k == nil || k.mode == modeNone {
+			return libc.Xfcntl(tls, fd, cmd, va)
+		}
+		now := time.Now()
+		if k.inUse && kept.keepers[tls] > 0 && now.Sub(k.since) < keepMax && (i != 0 || now.After(s.rest)) {
+			if k.mode == modeExclusive && i != 0 {
+				// A read mark is kept shared: the others may read there.
+				if setLocked(fd, i, syscall.F_RDLCK) != 0 {
+					break
+				}
+				k.mode = modeShared
+			}
+			k.inUse = false
+			if !kept.sweeping {
+				kept.sweeping = true
+				kept.wake <- struct{}{} // never blocks: one wake at a time
+			}
+			return 0
+		}
+		if i == 0 && k.inUse && now.Sub(k.since) >= keepMax {
+			s.rest = now.Add(keepRest)
+		}
+	case syscall.F_WRLCK:
+		if k != nil && k.mode == modeExclusive && !k.inUse {
+			k.inUse, k.used = true, true
+			return 0
+		}
+		rc := libc.Xfcntl(tls, fd, cmd, va)
+		if rc == 0 {
+			hold(fd, s, i, modeExclusive)
+		}
+		return rc // a failed upgrade leaves a kept shared lock as it was
+	case syscall.F_RDLCK:
+		if k != nil && k.mode == modeShared && !k.inUse {
+			k.inUse, k.used = true, true
+			return 0
+		}
+		rc := libc.Xfcntl(tls, fd, cmd, va)
+		if rc == 0 {
+			hold(fd, s, i, modeShared)
+		}
+		return rc
+	}
+	rc := libc.Xfcntl(tls, fd, cmd, va)
+	if rc == 0 && s != nil {
+		s.lock[i] = keptLock{}
+		forgetIfEmpty(fd, s)
+	}
+	return rc
+}
+
+// hold records that a connection now holds byte shmLockFirst+i of fd in
+// mode, in the kernel.
+func hold(fd int32, s *shmLocks, i int, mode int8) {
+	if s == nil {
+		s = new(shmLocks)
+		kept.fds[fd] = s
+	}
+	k := &s.lock[i]
+	if k.mode == modeNone {
+		k.since = time.Now()
+	}
+	k.mode, k.inUse, k.used = mode, true, true
+}
+
+// keptClose is the unix VFS's close: the kernel drops the process's locks
+// on the file with the descriptor.
+func keptClose(tls *libc.TLS, fd int32) int32 {
+	kept.mu.Lock()
+	delete(kept.fds, fd)
+	kept.mu.Unlock()
+	return libc.Xclose(tls, fd)
+}
+
+// sweeper lets go, every sweepTick once woken, the kept locks no
+// transaction took since the tick before or held since keepMax, and waits
+// for the next wake when none is kept.
+func sweeper() {
+	for range kept.wake {
+		kept.mu.Lock()
+		for {
+			tick := sweepTick
+			kept.mu.Unlock()
+			time.Sleep(tick)
+			kept.mu.Lock()
+			sweepLocked()
+			if keptLocked() == 0 {
+				kept.sweeping = false
+				break
+			}
+		}
+		kept.mu.Unlock()
+	}
+}
+
+func sweepLocked() {
+	for fd, s := range kept.fds {
+		for i := range s.lock {
+			switch k := &s.lock[i]; {
+			case k.mode == modeNone || k.inUse:
+			case !k.used:
+				unlockLocked(fd, s, i)
+			case time.Since(k.since) >= keepMax:
+				if i == 0 {
+					s.rest = time.Now().Add(keepRest)
+				}
+				unlockLocked(fd, s, i)
+			default:
+				k.used = false
+			}
+		}
+	}
+}

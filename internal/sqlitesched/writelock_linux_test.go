@@ -1,0 +1,250 @@
+package sqlitesched
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sqlitesafe/sqlitesafe/internal/proclocks"
+	"modernc.org/libc"
+)
+
+// connTLS returns the libc.TLS that modernc.org/sqlite runs c's calls on
+// (the second field of its connection).
+func connTLS(t *testing.T, c *sql.Conn) *libc.TLS {
+	t.Helper()
+	var tls *libc.TLS
+	if err := c.Raw(func(dc any) error {
+		v := reflect.ValueOf(dc).Elem()
+		tls = *(**libc.TLS)(v.Field(1).Addr().UnsafePointer())
+		return nil
+	}); err != nil || tls == nil {
+		t.Fatalf("the connection's TLS: %v", err)
+	}
+	return tls
+}
+
+// shmLocksHeld returns the POSIX locks this process holds in the kernel on
+// the -shm file at shm, by byte: "WRITE" or "READ".
+func shmLocksHeld(t *testing.T, shm string) map[int64]string {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(shm, &st); err != nil {
+		t.Fatal(err)
+	}
+	locks, err := proclocks.Read()
+	if err != nil {
+		t.Skipf("/proc/locks: %v", err)
+	}
+	held := map[int64]string{}
+	for _, l := range locks {
+		if l.Kind == "POSIX" && !l.Waiting && l.PID == os.Getpid() && l.On(uint64(st.Dev), st.Ino) {
+			for b := l.Start; b <= l.End && b < shmLockEnd+1; b++ {
+				held[b] = l.Type
+			}
+		}
+	}
+	return held
+}
+
+func openWAL(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(0)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// keepFor sets the bounds of keeping for the test.
+func keepFor(t *testing.T, tick, max time.Duration) {
+	kept.mu.Lock()
+	oldTick, oldMax := sweepTick, keepMax
+	sweepTick, keepMax = tick, max
+	kept.mu.Unlock()
+	t.Cleanup(func() {
+		Release()
+		kept.mu.Lock()
+		sweepTick, keepMax = oldTick, oldMax
+		kept.mu.Unlock()
+	})
+}
+
+// TestKernelHoldsWhatSQLiteHolds: through many transactions on three
+// connections of one process, two of which keep their locks, with kept
+// locks let go by Release and by the sweep in between, the kernel holds the
+// write lock whenever a connection is in a write transaction, and a read
+// mark whenever one is in a read transaction; kept locks show in the kernel
+// while kept and are gone after Release; every insert is there once.
+func TestKernelHoldsWhatSQLiteHolds(t *testing.T) {
+	if !WriteLockKept() {
+		t.Fatal("the unix VFS does not keep locks")
+	}
+	keepFor(t, time.Millisecond, time.Hour)
+	path := filepath.Join(t.TempDir(), "k.db")
+	db := openWAL(t, path)
+	if _, err := db.Exec("CREATE TABLE t (i INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var conns []*sql.Conn
+	for i := range 3 {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if i < 2 {
+			tls := connTLS(t, c)
+			Keep(tls, true)
+			defer Keep(tls, false)
+		}
+		conns = append(conns, c)
+	}
+	shm := path + "-shm"
+	keptSeen := 0
+	for i := range 300 {
+		c := conns[i%3]
+		tx, err := c.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatalf("transaction %d: %v", i, err)
+		}
+		if _, err := tx.Exec("INSERT INTO t VALUES (?)", i); err != nil {
+			t.Fatalf("insert %d: %v", i, err)
+		}
+		held := shmLocksHeld(t, shm)
+		if held[shmWriteLock] != "WRITE" {
+			t.Fatalf("transaction %d (connection %d): the kernel holds %v of the write lock", i, i%3, held)
+		}
+		mark := false
+		for b := int64(shmReadMark0); b < shmLockEnd; b++ {
+			mark = mark || held[b] != ""
+		}
+		if !mark {
+			t.Fatalf("transaction %d: no read mark held in the kernel: %v", i, held)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+		if i%3 < 2 {
+			kept.mu.Lock()
+			s := kept.fds[findFd(t)]
+			keptWrite := s != nil && s.lock[0].mode == modeExclusive && !s.lock[0].inUse
+			kept.mu.Unlock()
+			if keptWrite {
+				keptSeen++
+				if held := shmLocksHeld(t, shm); held[shmWriteLock] != "WRITE" {
+					t.Fatalf("after commit %d: the write lock is kept but the kernel holds %v", i, held)
+				}
+			}
+		}
+		switch {
+		case i%50 == 49:
+			Release()
+			if n, _ := KeptLocks(); n != 0 {
+				t.Fatalf("after Release: %d locks kept", n)
+			}
+			if held := shmLocksHeld(t, shm); len(held) != 0 && held[shmWriteLock] != "" {
+				t.Fatalf("after Release the kernel holds %v", held)
+			}
+		case i%70 == 69:
+			time.Sleep(5 * time.Millisecond) // two sweeps
+			if n, _ := KeptLocks(); n != 0 {
+				t.Fatalf("after the sweep: %d locks kept", n)
+			}
+		}
+	}
+	if keptSeen < 150 {
+		t.Errorf("the write lock was kept after %d of 200 commits of the keeping connections", keptSeen)
+	}
+	var n, sum int
+	if err := db.QueryRow("SELECT count(*), sum(i) FROM t").Scan(&n, &sum); err != nil || n != 300 || sum != 299*300/2 {
+		t.Fatalf("%d rows, sum %d (%v); want 300, %d", n, sum, err, 299*300/2)
+	}
+}
+
+// findFd returns the descriptor of the one -shm file kept.fds knows, or -1.
+func findFd(t *testing.T) int32 {
+	for fd := range kept.fds {
+		return fd
+	}
+	return -1
+}
+
+// TestKeptLockKeepsOtherProcessesOut: while this process keeps the write
+// lock, another process's BEGIN IMMEDIATE (busy_timeout 0) is refused as
+// SQLITE_BUSY; after Release it commits, and its row is there. The kept
+// locks are forgotten when the database's last connection closes.
+func TestKeptLockKeepsOtherProcessesOut(t *testing.T) {
+	if path := os.Getenv("SQLITESCHED_TEST_WRITER"); path != "" {
+		db := openWAL(t, path)
+		_, err := db.Exec("INSERT INTO t VALUES (-1)")
+		if err != nil {
+			t.Fatalf("other process: %v", err)
+		}
+		return
+	}
+	keepFor(t, time.Hour, time.Hour)
+	path := filepath.Join(t.TempDir(), "p.db")
+	db := openWAL(t, path)
+	if _, err := db.Exec("CREATE TABLE t (i INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tls := connTLS(t, c)
+	Keep(tls, true)
+	defer Keep(tls, false)
+	if _, err := c.ExecContext(context.Background(), "INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := KeptLocks(); n == 0 {
+		t.Fatal("no lock kept after the insert")
+	}
+	other := func() error {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestKeptLockKeepsOtherProcessesOut$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "SQLITESCHED_TEST_WRITER="+path)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return &exec.Error{Name: string(out), Err: err}
+		}
+		return nil
+	}
+	if err := other(); err == nil || !strings.Contains(err.Error(), "database is locked") {
+		t.Fatalf("the other process wrote while this one kept the write lock: %v", err)
+	}
+	Release()
+	if err := other(); err != nil {
+		t.Fatalf("the other process after Release: %v", err)
+	}
+	var n int
+	if err := c.QueryRowContext(context.Background(), "SELECT count(*) FROM t WHERE i = -1").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the other process's row: %d (%v)", n, err)
+	}
+	// Kept again, then the connections close: the -shm descriptor goes,
+	// and with it the kernel's locks and the record of them.
+	if _, err := c.ExecContext(context.Background(), "INSERT INTO t VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := KeptLocks(); n == 0 {
+		t.Fatal("no lock kept after the second insert")
+	}
+	c.Close()
+	db.Close()
+	kept.mu.Lock()
+	left := len(kept.fds)
+	kept.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d -shm descriptors still recorded after the last close", left)
+	}
+}
