@@ -65,6 +65,7 @@ type childSpec struct {
 	WaitGo     bool          // wait for "go" on stdin after printing "ready"
 	Latencies  bool          // report the latency of every operation
 	Dir        string        // a directory, for the roles that work on its files
+	Env        []string      `json:"-"` // more of the child's environment, such as sqlitesched.Env+"=off"
 }
 
 // childResult is what a child reports on its "result" line.
@@ -246,7 +247,7 @@ func startChild(t testing.TB, spec childSpec) *child {
 	ctx, cancel := context.WithDeadline(context.Background(), spec.Deadline.Add(5*time.Second))
 	c := &child{t: t, ready: make(chan struct{}), eof: make(chan struct{})}
 	c.cmd = exec.CommandContext(ctx, exe, "-test.run=^$")
-	c.cmd.Env = append(os.Environ(), childEnv+"="+string(specJSON))
+	c.cmd.Env = append(append(os.Environ(), spec.Env...), childEnv+"="+string(specJSON))
 	c.cmd.Stderr = &c.stderr
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)

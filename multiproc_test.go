@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sqlitesafe/sqlitesafe"
+	"github.com/sqlitesafe/sqlitesafe/internal/sqlitesched"
 )
 
 // The child roles of the multi-process tests.
@@ -354,29 +355,35 @@ func TestMultiProcLongWriterStarvation(t *testing.T) {
 }
 
 // TestForeignWriterBesideALoneWriter: a process that does not use
-// sqlite-safe (plain modernc.org/sqlite, busy timeout 5 s) inserts beside a
-// sqlite-safe process whose one goroutine inserts without a break, the case
-// in which this process keeps SQLite's write lock between its transactions
-// (internal/sqlitesched): every one of its inserts gets in, none fails, and
-// every row of both is there once.
+// sqlite-safe (plain modernc.org/sqlite, busy timeout 5 s) inserts for 6 s
+// beside a sqlite-safe process whose one goroutine inserts without a break
+// for 7 s, the case in which this process keeps SQLite's write lock between
+// its transactions (internal/sqlitesched): every one of its inserts gets in,
+// none fails, and every row of both is there once. A write lock kept from
+// it for the busy timeout fails it. (Its longest wait between two commits
+// varies from run to run with the busy handler's sleeps: 1.0-2.2 s here, 2.0-3.2
+// s under -race, against 0.2-1.5 s with no lock kept.)
 func TestForeignWriterBesideALoneWriter(t *testing.T) {
 	skipShort(t, "runs writers in child processes for seconds")
 	watchdog(t, 3*time.Minute)
-	const foreign = 200
 	path := dbPath(t)
 	db := openSafe(t, path)
 	mustExec(t, db, "CREATE TABLE t(src INTEGER, g INTEGER, i INTEGER, r INTEGER, PRIMARY KEY(src, g, i, r))")
 	db.Close()
 	deadline := time.Now().Add(90 * time.Second)
 	results := runChildren(t, []childSpec{
-		{Role: "inserts", Driver: "sqlite-safe", DSN: path, Source: 0, Goroutines: 1, Duration: 3 * time.Second, Deadline: deadline},
-		{Role: "inserts", Driver: "sqlite", DSN: rawCareful(path), Source: 1, Goroutines: 1, Iterations: foreign, Deadline: deadline},
+		{Role: "inserts", Driver: "sqlite-safe", DSN: path, Source: 0, Goroutines: 1, Duration: 7 * time.Second, Deadline: deadline},
+		// SQLite as modernc.org/sqlite ships it, sleeping in its busy
+		// handler as C SQLite does: this test binary's own would take
+		// the lock back sooner than another program's.
+		{Role: "inserts", Driver: "sqlite", DSN: rawCareful(path), Source: 1, Goroutines: 1, Duration: 6 * time.Second, Deadline: deadline,
+			Env: []string{sqlitesched.Env + "=off"}},
 	})
 	t.Logf("sqlite-safe: %d inserts; plain modernc: %d inserts, %d errors, in %s, longest gap %s",
 		results[0].Committed, results[1].Committed, results[1].Errors,
 		time.Duration(results[1].Elapsed).Round(time.Millisecond), time.Duration(results[1].MaxGap).Round(time.Millisecond))
-	if results[1].Errors != 0 || results[1].Committed != foreign {
-		t.Errorf("the foreign writer: %d of %d committed, %d errors %q", results[1].Committed, foreign, results[1].Errors, results[1].Samples)
+	if results[1].Errors != 0 || results[1].Committed == 0 {
+		t.Errorf("the foreign writer: %d committed, %d errors %q", results[1].Committed, results[1].Errors, results[1].Samples)
 	}
 	if results[0].Errors != 0 {
 		t.Errorf("the sqlite-safe writer: %d errors %q", results[0].Errors, results[0].Samples)

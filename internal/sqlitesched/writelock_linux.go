@@ -51,9 +51,13 @@ import (
 //     replaced too, to forget it).
 //
 // A process that does not use the cross-process queue (another program, or
-// _process_queue=off) therefore waits for the write lock, in its busy
-// handler, about keepMax longer at most while this one writes without a
-// break, and sweepTick to 2*sweepTick after this one stops.
+// _process_queue=off) waits for the write lock in its busy handler, which
+// sleeps between tries and finds the lock free only between two of this
+// process's transactions: while this one writes without a break and keeps
+// the lock half of the time, it finds it free half as often. So once this
+// process finds the write lock taken in the kernel, where only another
+// process can hold it, it stops keeping the write lock for foreignRest from
+// each such find. (The other writer's first turn still comes as rarely.)
 
 const (
 	shmLockFirst = 120 // WALINDEX_LOCK_OFFSET: byte of the write lock
@@ -67,6 +71,9 @@ var (
 	sweepTick = time.Millisecond
 	keepMax   = 2 * time.Millisecond
 	keepRest  = 2 * time.Millisecond
+	// foreignRest is how long the write lock is not kept after another
+	// process was found holding it.
+	foreignRest = time.Second
 )
 
 // A kept lock's mode in the kernel.
@@ -310,8 +317,17 @@ func keptOne(tls *libc.TLS, fd, cmd int32, va uintptr, s *shmLocks, i int, typ i
 			return 0
 		}
 		rc := libc.Xfcntl(tls, fd, cmd, va)
-		if rc == 0 {
+		switch {
+		case rc == 0:
 			hold(fd, s, i, modeExclusive)
+		case i == 0 && kept.keepers[tls] > 0:
+			// Another process holds the write lock: let it have its
+			// turns, as without keeping.
+			if s == nil {
+				s = new(shmLocks)
+				kept.fds[fd] = s
+			}
+			s.rest = time.Now().Add(foreignRest)
 		}
 		return rc // a failed upgrade leaves a kept shared lock as it was
 	case syscall.F_RDLCK:

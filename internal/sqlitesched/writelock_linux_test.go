@@ -248,3 +248,72 @@ func TestKeptLockKeepsOtherProcessesOut(t *testing.T) {
 		t.Fatalf("%d -shm descriptors still recorded after the last close", left)
 	}
 }
+
+// TestNotKeptBesideAnotherWriter: once a keeping connection finds the write
+// lock held by someone else in the kernel (an open file description's lock
+// stands in for another process), the write lock is not kept for
+// foreignRest: the next transaction gives it back to the kernel as it ends,
+// so that the other writer's busy handler finds it free as often as without
+// keeping. The read mark is still kept.
+func TestNotKeptBesideAnotherWriter(t *testing.T) {
+	keepFor(t, time.Hour, time.Hour)
+	path := filepath.Join(t.TempDir(), "f.db")
+	db := openWAL(t, path)
+	if _, err := db.Exec("CREATE TABLE t (i INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tls := connTLS(t, c)
+	Keep(tls, true)
+	defer Keep(tls, false)
+	insert := func(i int) error {
+		_, err := c.ExecContext(context.Background(), "INSERT INTO t VALUES (?)", i)
+		return err
+	}
+	if err := insert(1); err != nil {
+		t.Fatal(err)
+	}
+	shm := path + "-shm"
+	if held := shmLocksHeld(t, shm); held[shmWriteLock] != "WRITE" {
+		t.Fatalf("the write lock is not kept after an insert alone: %v", held)
+	}
+	Release()
+
+	// The other writer. Its descriptor stays open until SQLite's are
+	// closed: closing it would drop this process's POSIX locks.
+	f, err := os.OpenFile(shm, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ofd := func(typ int16) {
+		t.Helper()
+		fl := syscall.Flock_t{Type: typ, Whence: 0, Start: shmWriteLock, Len: 1}
+		if err := syscall.FcntlFlock(f.Fd(), 37 /* F_OFD_SETLK */, &fl); err != nil {
+			t.Fatalf("the other writer's lock: %v", err)
+		}
+	}
+	ofd(syscall.F_WRLCK)
+	if err := insert(2); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("an insert while another holds the write lock: %v, want SQLITE_BUSY", err)
+	}
+	ofd(syscall.F_UNLCK)
+	for i := 3; i < 6; i++ {
+		if err := insert(i); err != nil {
+			t.Fatal(err)
+		}
+		if held := shmLocksHeld(t, shm); held[shmWriteLock] != "" {
+			t.Fatalf("insert %d: the write lock is kept (%v) right after another writer held it", i, held)
+		}
+	}
+	var n int
+	if err := c.QueryRowContext(context.Background(), "SELECT count(*) FROM t").Scan(&n); err != nil || n != 4 {
+		t.Fatalf("%d rows (%v), want 4: 1, 3, 4, 5", n, err)
+	}
+	c.Close()
+	db.Close()
+	f.Close()
+}
