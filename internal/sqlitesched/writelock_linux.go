@@ -374,14 +374,21 @@ func keptClose(tls *libc.TLS, fd int32) int32 {
 
 // sweeper lets go, every sweepTick once woken, the kept locks no
 // transaction took since the tick before or held since keepMax, and waits
-// for the next wake when none is kept.
+// for the next wake when none is kept. A wake while it is at work (only
+// tests send one, after changing sweepTick) cuts the tick short.
 func sweeper() {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for range kept.wake {
 		kept.mu.Lock()
 		for {
-			tick := sweepTick
+			timer.Reset(sweepTick)
 			kept.mu.Unlock()
-			time.Sleep(tick)
+			select {
+			case <-timer.C:
+			case <-kept.wake:
+				timer.Stop()
+			}
 			kept.mu.Lock()
 			sweepLocked()
 			if keptLocked() == 0 {

@@ -74,6 +74,12 @@ func keepFor(t *testing.T, tick, max time.Duration) {
 		Release()
 		kept.mu.Lock()
 		sweepTick, keepMax = oldTick, oldMax
+		// A sweeper asleep for the test's tick wakes to the old one.
+		kept.sweeping = true
+		select {
+		case kept.wake <- struct{}{}:
+		default:
+		}
 		kept.mu.Unlock()
 	})
 }
@@ -135,13 +141,9 @@ func TestKernelHoldsWhatSQLiteHolds(t *testing.T) {
 			t.Fatalf("commit %d: %v", i, err)
 		}
 		if i%3 < 2 {
-			kept.mu.Lock()
-			s := kept.fds[findFd(t)]
-			keptWrite := s != nil && s.lock[0].mode == modeExclusive && !s.lock[0].inUse
-			kept.mu.Unlock()
-			if keptWrite {
+			if keptWrite, held := keptAndHeld(t, shm); keptWrite {
 				keptSeen++
-				if held := shmLocksHeld(t, shm); held[shmWriteLock] != "WRITE" {
+				if held[shmWriteLock] != "WRITE" {
 					t.Fatalf("after commit %d: the write lock is kept but the kernel holds %v", i, held)
 				}
 			}
@@ -156,9 +158,15 @@ func TestKernelHoldsWhatSQLiteHolds(t *testing.T) {
 				t.Fatalf("after Release the kernel holds %v", held)
 			}
 		case i%70 == 69:
-			time.Sleep(5 * time.Millisecond) // two sweeps
-			if n, _ := KeptLocks(); n != 0 {
-				t.Fatalf("after the sweep: %d locks kept", n)
+			// Two sweeps of 1 ms let them go; a loaded machine may
+			// take longer to run them, so wait up to a second.
+			n := -1
+			for deadline := time.Now().Add(time.Second); n != 0 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+				n, _ = KeptLocks()
+			}
+			if n != 0 {
+				t.Fatalf("after the sweeps: %d locks kept for a second", n)
 			}
 		}
 	}
@@ -169,6 +177,19 @@ func TestKernelHoldsWhatSQLiteHolds(t *testing.T) {
 	if err := db.QueryRow("SELECT count(*), sum(i) FROM t").Scan(&n, &sum); err != nil || n != 300 || sum != 299*300/2 {
 		t.Fatalf("%d rows, sum %d (%v); want 300, %d", n, sum, err, 299*300/2)
 	}
+}
+
+// keptAndHeld reports whether the one -shm file's write lock is kept, and
+// if so what the kernel holds on shm. kept.mu is held while /proc/locks is
+// read, so that the sweeper cannot let the lock go between the two looks.
+func keptAndHeld(t *testing.T, shm string) (bool, map[int64]string) {
+	kept.mu.Lock()
+	defer kept.mu.Unlock()
+	s := kept.fds[findFd(t)]
+	if s == nil || s.lock[0].mode != modeExclusive || s.lock[0].inUse {
+		return false, nil
+	}
+	return true, shmLocksHeld(t, shm)
 }
 
 // findFd returns the descriptor of the one -shm file kept.fds knows, or -1.
