@@ -361,8 +361,10 @@ func TestMultiProcLongWriterStarvation(t *testing.T) {
 // its transactions (internal/sqlitesched): every one of its inserts gets in,
 // none fails, and every row of both is there once. A write lock kept from
 // it for the busy timeout fails it. (Its longest wait between two commits
-// varies from run to run with the busy handler's sleeps: 1.0-2.2 s here, 2.0-3.2
-// s under -race, against 0.2-1.5 s with no lock kept.)
+// varies from run to run with the busy handler's sleeps: 1.0-2.2 s here,
+// against 0.2-1.5 s with no lock kept.) Under -race, which slows both
+// writers several times over, its longest wait has reached 5.03 s, past its
+// busy timeout: there it must commit, and fail only with SQLITE_BUSY.
 func TestForeignWriterBesideALoneWriter(t *testing.T) {
 	skipShort(t, "runs writers in child processes for seconds")
 	watchdog(t, 3*time.Minute)
@@ -382,7 +384,11 @@ func TestForeignWriterBesideALoneWriter(t *testing.T) {
 	t.Logf("sqlite-safe: %d inserts; plain modernc: %d inserts, %d errors, in %s, longest gap %s",
 		results[0].Committed, results[1].Committed, results[1].Errors,
 		time.Duration(results[1].Elapsed).Round(time.Millisecond), time.Duration(results[1].MaxGap).Round(time.Millisecond))
-	if results[1].Errors != 0 || results[1].Committed == 0 {
+	allowed := int64(0) // errors the foreign writer may have
+	if raceEnabled {
+		allowed = results[1].Busy
+	}
+	if results[1].Errors != allowed || results[1].Committed == 0 {
 		t.Errorf("the foreign writer: %d committed, %d errors %q", results[1].Committed, results[1].Errors, results[1].Samples)
 	}
 	if results[0].Errors != 0 {
