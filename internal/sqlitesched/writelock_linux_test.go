@@ -64,6 +64,29 @@ func openWAL(t *testing.T, path string) *sql.DB {
 	return db
 }
 
+// keepingConn opens the WAL database name in a temporary directory, with a
+// table t, and one connection of it that keeps its locks until the test
+// ends.
+func keepingConn(t *testing.T, name string) (path string, db *sql.DB, c *sql.Conn) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), name)
+	db = openWAL(t, path)
+	if _, err := db.Exec("CREATE TABLE t (i INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tls := connTLS(t, c)
+	Keep(tls, true)
+	t.Cleanup(func() {
+		Keep(tls, false)
+		c.Close()
+	})
+	return path, db, c
+}
+
 // keepFor sets the bounds of keeping for the test.
 func keepFor(t *testing.T, tick, max time.Duration) {
 	kept.mu.Lock()
@@ -214,18 +237,7 @@ func TestKeptLockKeepsOtherProcessesOut(t *testing.T) {
 		return
 	}
 	keepFor(t, time.Hour, time.Hour)
-	path := filepath.Join(t.TempDir(), "p.db")
-	db := openWAL(t, path)
-	if _, err := db.Exec("CREATE TABLE t (i INTEGER PRIMARY KEY)"); err != nil {
-		t.Fatal(err)
-	}
-	c, err := db.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tls := connTLS(t, c)
-	Keep(tls, true)
-	defer Keep(tls, false)
+	path, db, c := keepingConn(t, "p.db")
 	if _, err := c.ExecContext(context.Background(), "INSERT INTO t VALUES (1)"); err != nil {
 		t.Fatal(err)
 	}
@@ -278,19 +290,7 @@ func TestKeptLockKeepsOtherProcessesOut(t *testing.T) {
 // keeping. The read mark is still kept.
 func TestNotKeptBesideAnotherWriter(t *testing.T) {
 	keepFor(t, time.Hour, time.Hour)
-	path := filepath.Join(t.TempDir(), "f.db")
-	db := openWAL(t, path)
-	if _, err := db.Exec("CREATE TABLE t (i INTEGER PRIMARY KEY)"); err != nil {
-		t.Fatal(err)
-	}
-	c, err := db.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	tls := connTLS(t, c)
-	Keep(tls, true)
-	defer Keep(tls, false)
+	path, db, c := keepingConn(t, "f.db")
 	insert := func(i int) error {
 		_, err := c.ExecContext(context.Background(), "INSERT INTO t VALUES (?)", i)
 		return err
