@@ -14,7 +14,8 @@ import (
 // not while it copies the WAL under it. A read transaction keeps the first
 // copy, beside the writers, from copying past its snapshot, so once it ends
 // about 40 MB of WAL is copied under the writer queue. Reads that begin as
-// it ends finish while that copy runs, and the WAL still starts over.
+// it ends finish while that copy runs, and the WAL still starts over though
+// read transactions of 30 ms overlap throughout.
 func TestResetLetsReadsGoBeforeTheCopy(t *testing.T) {
 	ctx := context.Background()
 	// SQLite's own checkpoints (PASSIVE, in the commits) cannot copy past
@@ -72,10 +73,16 @@ func TestResetLetsReadsGoBeforeTheCopy(t *testing.T) {
 	var mu sync.Mutex
 	var firstRead time.Time
 	var readErr error
-	for range 2 {
+	// Two read point by point; two run read transactions of 30 ms, one
+	// after the other, the second goroutine 15 ms behind the first: one
+	// is always open, during the copy too.
+	for g := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if g >= 3 {
+				time.Sleep(15 * time.Millisecond)
+			}
 			for {
 				select {
 				case <-stop:
@@ -83,12 +90,17 @@ func TestResetLetsReadsGoBeforeTheCopy(t *testing.T) {
 				default:
 				}
 				var id int
-				err := db.QueryRow("SELECT id FROM big WHERE id = 5").Scan(&id)
+				var err error
+				if g < 2 {
+					err = db.QueryRow("SELECT id FROM big WHERE id = 5").Scan(&id)
+				} else {
+					err = readFor(db, 30*time.Millisecond)
+				}
 				mu.Lock()
 				switch {
 				case err != nil && readErr == nil:
 					readErr = err
-				case err == nil && firstRead.IsZero():
+				case err == nil && g < 2 && firstRead.IsZero():
 					firstRead = time.Now()
 				}
 				mu.Unlock()
@@ -140,4 +152,19 @@ func TestResetLetsReadsGoBeforeTheCopy(t *testing.T) {
 	if r.Log <= 0 || r.Log > 10 {
 		t.Errorf("after the RESTART and one insert the WAL holds %d frames, want a few", r.Log)
 	}
+}
+
+// readFor runs a read transaction that stays open for d after its read.
+func readFor(db *sql.DB, d time.Duration) error {
+	tx, err := db.BeginTx(context.Background(), &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRow("SELECT count(*) FROM big WHERE id < 3").Scan(&n); err != nil {
+		return err
+	}
+	time.Sleep(d)
+	return tx.Commit()
 }
