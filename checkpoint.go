@@ -55,12 +55,11 @@ type CheckpointResult struct {
 //   - CheckpointPassive copies what it can beside readers and writers.
 //   - CheckpointFull, CheckpointRestart and CheckpointTruncate copy what they
 //     can the same way, then hold new reads of the process back until the
-//     open ones end (at most 200 ms) and the writer queue is theirs, let
-//     the reads go, and copy the frames written meanwhile and take the
-//     last step under the writer queue, waiting at most 100 ms for the
-//     reads begun meanwhile and for other processes. When a read does not
-//     end in time, or another process's reader or writer is in the way,
-//     the result is Busy and Blocker names it.
+//     open ones end (at most 200 ms), then take the writer queue to copy
+//     the frames written meanwhile and for the last step, waiting at most
+//     100 ms for other processes. When a read does not end in time, or
+//     another process's reader or writer is in the way, the result is Busy
+//     and Blocker names it.
 //
 // The driver checkpoints on its own as well (see Config.Checkpointing): in
 // the background between writes, a RESTART when the WAL passes a quarter of

@@ -31,12 +31,9 @@ import (
 // (4 MiB while no read is open), the checkpointer copies what it can beside
 // the readers and writers, holds new read transactions of the process back
 // (the read gate), waits for the open ones to end (at most maxReadHoldBack),
-// and takes the writer queue, letting the reads go as soon as it has it:
-// with no writer and no older read, a read that begins then sees every frame
-// and keeps none from being copied. Under the writer queue it copies the
-// frames written meanwhile and starts the WAL over (RESTART), waiting at most
-// checkpointQueueHold for the reads that began during the copy and for
-// other processes. When
+// and takes the writer queue to copy the frames written meanwhile and run a
+// RESTART checkpoint (waiting at most checkpointQueueHold for other
+// processes), letting the reads go as soon as every frame is copied. When
 // the WAL grows faster than the disk lets the first copy keep up (a writer
 // of 100 MB/s beside another program's syncs), it leaves that copy out: the
 // writers wait for the whole copy and go at the disk's pace, and the -wal
@@ -407,11 +404,9 @@ func (k *checkpointer) conn(ctx context.Context) (*phys, error) {
 // checkpoint runs a checkpoint of the given mode. PASSIVE copies what it can
 // beside readers and writers. The others first copy what they can the same
 // way, then hold the process's new reads back until the open ones end (at
-// most maxReadHoldBack) and the writer queue is theirs, then let the reads go
-// and, under the writer queue, copy the frames written meanwhile and finish,
-// waiting at most checkpointQueueHold for the reads begun meanwhile and for
-// other processes. When a reader blocks it, it reports Busy and names the
-// reader.
+// most maxReadHoldBack), then take the writer queue to copy the frames
+// written meanwhile and finish, waiting at most checkpointQueueHold for other
+// processes. When a reader blocks it, it reports Busy and names the reader.
 func (k *checkpointer) checkpoint(ctx context.Context, mode CheckpointMode) (CheckpointResult, error) {
 	return k.reset(ctx, mode, true)
 }
@@ -480,30 +475,19 @@ func (k *checkpointer) reset(ctx context.Context, mode CheckpointMode, copyFirst
 		gate.release()
 		return busy(held, "the writers of this process: "+err.Error())
 	}
-	// No read of the process older than now, and no writer: a read that
-	// begins from here on sees every frame there is. So the reads go now,
-	// not after the copy, which takes as long as the disk makes it
-	// (hundreds of milliseconds for a large WAL behind another program's
-	// syncs). A read that begins before the copy ends uses the WAL until
-	// it ends, and the last step waits for it (within
-	// checkpointQueueHold); one that begins after reads the database file
-	// alone and does not keep the WAL from starting over.
-	//
-	// First a read of the checkpointer's own moves a read mark to the
-	// end of the WAL (unless one is there, or every frame is copied): a
-	// read that finds a mark at the end takes it as it is. Without this
-	// read, the reads let in moved the marks themselves, and RESTARTs
-	// stopped one frame short again and again ("log 5145, checkpointed
-	// 5144" in TestSoak: a read on a mark behind the end, which SQLite
-	// allows when it cannot move one), and the -wal passed 1 GiB in 10
-	// minutes. Should this read fail, the reads wait for the whole
-	// checkpoint, as they did before.
+	// No reader of the process and no writer: this copies every frame.
+	// Reads that begin once every frame is copied read the database file
+	// alone and do not keep the WAL from starting over, so they may go
+	// before the last step.
 	var held time.Duration
-	if _, err := p.queryValue(ctx, "PRAGMA schema_version"); err == nil {
+	r, err = runCheckpoint(ctx, p, CheckpointPassive, 0)
+	if err == nil && r.Log == r.Checkpointed {
 		held = time.Since(holdStart)
 		gate.release()
 	}
-	r, err = runCheckpoint(ctx, p, mode, checkpointQueueHold)
+	if err == nil {
+		r, err = runCheckpoint(ctx, p, mode, checkpointQueueHold)
+	}
 	q.unlock()
 	if held == 0 {
 		held = time.Since(holdStart)
@@ -511,7 +495,7 @@ func (k *checkpointer) reset(ctx context.Context, mode CheckpointMode, copyFirst
 	}
 	r.HeldReads = held
 	if err == nil && r.Busy {
-		r.Blocker = k.f.readBlocker()
+		r.Blocker = k.f.otherProcessReaders()
 	}
 	k.record(r, err, start, true)
 	return r, err
