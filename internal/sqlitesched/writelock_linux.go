@@ -30,19 +30,24 @@ import (
 //
 // The unix VFS's fcntl (xSetSystemCall) is replaced by keptFcntl. When a
 // connection that Keep names lets the write lock go, the process keeps it;
-// when it lets a read mark go, the process keeps a shared lock on it (an
-// exclusive one becomes shared, in one call instead of an unlock and a lock
-// again). The next request for a kept lock that the kept one satisfies is
-// answered without a system call. So the insert above makes two calls: the
-// exclusive lock on its read mark, which must ask the kernel whether another
-// process reads there, and its downgrade. A kept shared read mark is what a
-// reader of the snapshot would hold: another process's checkpoint stops
-// there, and its writer cannot restart the WAL from the start while it is
-// kept, as with a reader; its readers share it.
+// when it lets a read mark go, the process keeps a lock on it. The next
+// request for a kept lock that the kept one satisfies is answered without a
+// system call. While the write lock is kept, no other process writes, and a
+// read mark the writer moved stays exclusive: the insert above then makes
+// no call at all. Otherwise an exclusive read mark is kept shared (one
+// downgrade instead of an unlock and a lock again), and the insert makes two
+// calls: the exclusive lock on its read mark, which must ask the kernel
+// whether another process reads there, and its downgrade. A kept read mark
+// is what a reader of the snapshot would hold: another process's checkpoint
+// stops there, and its writer cannot restart the WAL from the start while
+// it is kept, as with a reader; its readers share a shared one, and take
+// another mark beside an exclusive one.
 //
 // A kept lock is let go for real
 //   - by the sweep, once no transaction has taken it for one sweepTick, and
-//     at the end of the transaction that holds it past keepMax;
+//     at the end of the transaction that holds it past keepMax, unless no
+//     other process has the wal-index open (none holds a lock on its DMS
+//     byte: one F_GETLK call a keepMax), when nobody can be waiting for it;
 //   - by Release, which the cross-process queue calls whenever it lets its
 //     own lock go, so that the process next in that queue finds SQLite's
 //     locks free;
@@ -58,6 +63,8 @@ import (
 // process finds the write lock taken in the kernel, where only another
 // process can hold it, it stops keeping the write lock for foreignRest from
 // each such find. (The other writer's first turn still comes as rarely.)
+// Such a process holds the DMS byte from the moment it opens the file: from
+// then on, the locks are let go after each keepMax again, within keepMax.
 
 const (
 	shmLockFirst = 120 // WALINDEX_LOCK_OFFSET: byte of the write lock
@@ -110,6 +117,7 @@ var kept struct {
 	wake      chan struct{}     // wakes the sweeper
 	installed bool
 	released  int64 // kept locks let go for real, for tests
+	calls     int64 // fcntl calls made by kernel, for tests
 }
 
 // installWriteLock replaces the unix VFS's fcntl and close.
@@ -204,14 +212,30 @@ func keptLocked() (n int) {
 // setLocked makes one F_SETLK call of type typ on byte shmLockFirst+i of
 // fd on kept.tls.
 func setLocked(fd int32, i int, typ int16) int32 {
+	rc, _ := lockCall(fd, syscall.F_SETLK, typ, shmLockFirst+i)
+	return rc
+}
+
+// lockCall makes one fcntl call cmd (F_SETLK, F_GETLK) of type typ on byte
+// b of fd on kept.tls, and returns its result and the type the call left
+// in its flock (F_GETLK's answer).
+func lockCall(fd, cmd int32, typ int16, b int) (int32, int16) {
 	size := int(unsafe.Sizeof(sqlite3.Tflock{}))
 	fl := kept.tls.Alloc(size)
 	va := kept.tls.Alloc(8)
 	defer kept.tls.Free(size)
 	defer kept.tls.Free(8)
-	*at[sqlite3.Tflock](fl) = sqlite3.Tflock{Fl_type: typ, Fl_start: int64(shmLockFirst + i), Fl_len: 1}
+	*at[sqlite3.Tflock](fl) = sqlite3.Tflock{Fl_type: typ, Fl_start: int64(b), Fl_len: 1}
 	*at[uintptr](va) = fl
-	return libc.Xfcntl(kept.tls, fd, syscall.F_SETLK, va)
+	rc := kernel(kept.tls, fd, cmd, va)
+	return rc, at[sqlite3.Tflock](fl).Fl_type
+}
+
+// kernel makes an fcntl call for the lock bytes of a -shm file (120-128),
+// counting it. kept.mu must be held.
+func kernel(tls *libc.TLS, fd, cmd int32, va uintptr) int32 {
+	kept.calls++
+	return libc.Xfcntl(tls, fd, cmd, va)
 }
 
 // unlockLocked lets the kept lock on byte shmLockFirst+i of fd go in the
@@ -270,7 +294,7 @@ func keptFcntl(tls *libc.TLS, fd, cmd int32, va uintptr) int32 {
 			}
 		}
 	}
-	rc := libc.Xfcntl(tls, fd, cmd, va)
+	rc := kernel(tls, fd, cmd, va)
 	if rc == 0 && kept.fds[fd] != nil {
 		for j := lo; j < hi; j++ {
 			s.lock[j] = keptLock{}
@@ -290,11 +314,11 @@ func keptOne(tls *libc.TLS, fd, cmd int32, va uintptr, s *shmLocks, i int, typ i
 	switch typ {
 	case syscall.F_UNLCK:
 		if k == nil || k.mode == modeNone {
-			return libc.Xfcntl(tls, fd, cmd, va)
+			return kernel(tls, fd, cmd, va)
 		}
 		now := time.Now()
-		if k.inUse && kept.keepers[tls] > 0 && now.Sub(k.since) < keepMax && (i != 0 || now.After(s.rest)) {
-			if k.mode == modeExclusive && i != 0 {
+		if k.inUse && kept.keepers[tls] > 0 && (i != 0 || now.After(s.rest)) && renewed(fd, k, now) {
+			if k.mode == modeExclusive && i != 0 && s.lock[0].mode != modeExclusive {
 				// A read mark is kept shared: the others may read there.
 				if setLocked(fd, i, syscall.F_RDLCK) != 0 {
 					break
@@ -316,7 +340,7 @@ func keptOne(tls *libc.TLS, fd, cmd int32, va uintptr, s *shmLocks, i int, typ i
 			k.inUse, k.used = true, true
 			return 0
 		}
-		rc := libc.Xfcntl(tls, fd, cmd, va)
+		rc := kernel(tls, fd, cmd, va)
 		switch {
 		case rc == 0:
 			hold(fd, s, i, modeExclusive)
@@ -331,22 +355,45 @@ func keptOne(tls *libc.TLS, fd, cmd int32, va uintptr, s *shmLocks, i int, typ i
 		}
 		return rc // a failed upgrade leaves a kept shared lock as it was
 	case syscall.F_RDLCK:
-		if k != nil && k.mode == modeShared && !k.inUse {
+		if k != nil && k.mode != modeNone && !k.inUse {
 			k.inUse, k.used = true, true
 			return 0
 		}
-		rc := libc.Xfcntl(tls, fd, cmd, va)
+		rc := kernel(tls, fd, cmd, va)
 		if rc == 0 {
 			hold(fd, s, i, modeShared)
 		}
 		return rc
 	}
-	rc := libc.Xfcntl(tls, fd, cmd, va)
+	rc := kernel(tls, fd, cmd, va)
 	if rc == 0 && s != nil {
 		s.lock[i] = keptLock{}
 		forgetIfEmpty(fd, s)
 	}
 	return rc
+}
+
+// renewed reports whether k, a lock kept or about to be, may be kept on:
+// while it has been held for less than keepMax, or else while no other
+// process has the wal-index of fd open, which then starts another keepMax.
+func renewed(fd int32, k *keptLock, now time.Time) bool {
+	if now.Sub(k.since) < keepMax {
+		return true
+	}
+	if !alone(fd) {
+		return false
+	}
+	k.since = now
+	return true
+}
+
+// alone reports whether no other process has the wal-index of fd open:
+// each process that has it open holds a shared lock on its DMS byte (unix
+// VFS, unixLockSharedMemory) for as long as it does, and a process's own
+// locks never conflict with its F_GETLK. One system call.
+func alone(fd int32) bool {
+	rc, typ := lockCall(fd, syscall.F_GETLK, syscall.F_WRLCK, shmLockEnd)
+	return rc == 0 && typ == syscall.F_UNLCK
 }
 
 // hold records that a connection now holds byte shmLockFirst+i of fd in
@@ -407,7 +454,7 @@ func sweepLocked() {
 			case k.mode == modeNone || k.inUse:
 			case !k.used:
 				unlockLocked(fd, s, i)
-			case time.Since(k.since) >= keepMax:
+			case !renewed(fd, k, time.Now()):
 				if i == 0 {
 					s.rest = time.Now().Add(keepRest)
 				}

@@ -338,3 +338,81 @@ func TestNotKeptBesideAnotherWriter(t *testing.T) {
 	db.Close()
 	f.Close()
 }
+
+// TestKeptWhileAlone: a connection that keeps its locks and writes without
+// a break, in a process alone on its file, makes no kernel call for them
+// after its first transaction but one look a keepMax for other processes:
+// the write lock and its read mark stay held, the mark exclusively. Once
+// another process has the wal-index open (an open file description's shared
+// lock on its DMS byte stands in for one), the write lock rests after each
+// keepMax as before, given back at the end of each transaction, and the
+// read mark with it: some kernel calls every few transactions again. Every
+// insert is there once.
+func TestKeptWhileAlone(t *testing.T) {
+	const max = 10 * time.Millisecond
+	keepFor(t, time.Hour, max)
+	path, db, c := keepingConn(t, "a.db")
+	ctx := context.Background()
+	if _, err := c.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		t.Fatal(err) // commits without an fsync: many transactions a keepMax
+	}
+	next := 0
+	// insertFor inserts one row a transaction for d, and returns how
+	// many it inserted and the kernel calls made meanwhile.
+	insertFor := func(d time.Duration) (n int, calls int64) {
+		kept.mu.Lock()
+		before := kept.calls
+		kept.mu.Unlock()
+		for deadline := time.Now().Add(d); time.Now().Before(deadline); n++ {
+			next++
+			if _, err := c.ExecContext(ctx, "INSERT INTO t VALUES (?)", next); err != nil {
+				t.Fatalf("insert %d: %v", next, err)
+			}
+		}
+		kept.mu.Lock()
+		defer kept.mu.Unlock()
+		return n, kept.calls - before
+	}
+	insertFor(5 * time.Millisecond)
+	// Two looks (the write lock's, the mark's) a keepMax, and room for
+	// a slow machine; without keeping, two calls a transaction at least.
+	n, calls := insertFor(10 * max)
+	if n < 100 || calls > 2*10*2+10 {
+		t.Fatalf("alone: %d kernel calls for %d transactions over 10 keepMax", calls, n)
+	}
+	held := shmLocksHeld(t, path+"-shm")
+	if held[shmWriteLock] != "WRITE" {
+		t.Fatalf("alone, between transactions: the kernel holds %v", held)
+	}
+	marks := 0
+	for b := int64(shmReadMark0); b < shmLockEnd; b++ {
+		if held[b] == "WRITE" {
+			marks++
+		}
+	}
+	if marks == 0 {
+		t.Fatalf("alone, between transactions: want a read mark held exclusively, the kernel holds %v", held)
+	}
+
+	// The other process. Its descriptor stays open until SQLite's are
+	// closed: closing it would drop this process's POSIX locks.
+	f, err := os.OpenFile(path+"-shm", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := syscall.Flock_t{Type: syscall.F_RDLCK, Whence: 0, Start: shmLockEnd, Len: 1}
+	if err := syscall.FcntlFlock(f.Fd(), 37 /* F_OFD_SETLK */, &fl); err != nil {
+		t.Fatalf("the other process's lock on the DMS byte: %v", err)
+	}
+	n, calls = insertFor(10 * max)
+	if calls < int64(n)/4 {
+		t.Errorf("beside another process: %d kernel calls for %d transactions over 10 keepMax, want the rests", calls, n)
+	}
+	var count, sum int
+	if err := c.QueryRowContext(ctx, "SELECT count(*), sum(i) FROM t").Scan(&count, &sum); err != nil || count != next || sum != next*(next+1)/2 {
+		t.Errorf("rows: %d, sum %d (%v); want %d, %d", count, sum, err, next, next*(next+1)/2)
+	}
+	c.Close()
+	db.Close()
+	f.Close()
+}
