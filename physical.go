@@ -29,6 +29,7 @@ type phys struct {
 	preparer driver.ConnPrepareContext
 
 	stmts map[string]*cachedStmt
+	ctl   map[string]driver.Stmt // the driver's own BEGIN IMMEDIATE and COMMIT, prepared (run)
 	// last is the cached statement found last, for lastQuery: a statement
 	// run again and again on the connection (a prepared one, a loop)
 	// finds it without hashing its text.
@@ -271,13 +272,45 @@ func (p *phys) query(ctx context.Context, query string, info *stmtInfo, args []d
 	return rows, nil, err
 }
 
-// run executes a statement of the driver's own, without caching it.
+// run executes a statement of the driver's own, caching only BEGIN
+// IMMEDIATE and COMMIT (ctlStmt).
 func (p *phys) run(ctx context.Context, query string) error {
-	_, err := p.execer.ExecContext(ctx, query, nil)
+	var err error
+	if st := p.ctlStmt(ctx, query); st != nil {
+		_, err = st.(driver.StmtExecContext).ExecContext(ctx, nil)
+	} else {
+		_, err = p.execer.ExecContext(ctx, query, nil)
+	}
 	if err != nil {
 		p.note(err)
 	}
 	return err
+}
+
+// ctlStmt returns query prepared on p when it is BEGIN IMMEDIATE or COMMIT,
+// which a writer runs for each group commit and transaction: prepared once
+// per connection instead of at every run. It returns nil for any other
+// statement, and when it cannot prepare: the caller runs the text.
+func (p *phys) ctlStmt(ctx context.Context, query string) driver.Stmt {
+	if p.remote != nil || query != "BEGIN IMMEDIATE" && query != "COMMIT" {
+		return nil
+	}
+	if st, ok := p.ctl[query]; ok {
+		return st
+	}
+	st, err := p.preparer.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	if _, ok := st.(driver.StmtExecContext); !ok {
+		st.Close()
+		return nil
+	}
+	if p.ctl == nil {
+		p.ctl = make(map[string]driver.Stmt, 2)
+	}
+	p.ctl[query] = st
+	return st
 }
 
 // inTx reports whether the connection is inside a transaction, as SQLite
@@ -332,6 +365,10 @@ func (p *phys) close() error {
 	for q, cs := range p.stmts {
 		cs.close()
 		delete(p.stmts, q)
+	}
+	for q, st := range p.ctl {
+		st.Close()
+		delete(p.ctl, q)
 	}
 	return p.conn.Close()
 }
