@@ -19,6 +19,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -149,7 +150,7 @@ func runAll(o options, args []string, stdout, stderr io.Writer) (int, error) {
 		fmt.Sprintf("- Method: %s; in each, every cell once, each cell a fresh process on a fresh copy of one WAL file (t of %d rows, %d counters), %v of calls after %v of warm-up in the same process; the tables give medians over the rounds.",
 			plural(o.rounds, "interleaved round"), o.rows, peers.CounterRows, o.duration, o.warmup),
 		"- Machine: " + machine() + "; the cells' files on " + filesystem(dir),
-		"- Drivers: " + versions(modDir),
+		"- Drivers: " + versions(modDir, filepath.Join(bin, "run-safe")),
 		"- Load average before: " + loadavg(),
 	}
 	var cells []peers.Cell
@@ -228,7 +229,9 @@ func build(modDir, bin string, configs []peers.Config, stderr io.Writer) error {
 		}
 	}
 	start := time.Now()
-	cmd := exec.Command("go", append([]string{"build", "-o", bin + string(filepath.Separator)}, pkgs...)...)
+	// -buildvcs=auto: the runners record the commit they are built from
+	// (versions), whatever GOFLAGS says, where the checkout has one.
+	cmd := exec.Command("go", append([]string{"build", "-buildvcs=auto", "-o", bin + string(filepath.Separator)}, pkgs...)...)
 	cmd.Dir = modDir
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Run(); err != nil {
@@ -346,8 +349,10 @@ func machine() string {
 }
 
 // versions returns the versions of the drivers the module builds with, and
-// the commit of sqlite-safe.
-func versions(modDir string) string {
+// the commit of sqlite-safe that runner, sqlite-safe's runner, was built
+// from; when the runner does not record it (built with -buildvcs=false), it
+// says so and names the checkout's commit, which the runner may not be.
+func versions(modDir, runner string) string {
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Path}} {{.Version}}", "modernc.org/sqlite", "github.com/mattn/go-sqlite3", "github.com/ncruces/go-sqlite3")
 	cmd.Dir = modDir
 	out, err := cmd.Output()
@@ -355,10 +360,13 @@ func versions(modDir string) string {
 		return "unknown (go list -m failed)"
 	}
 	v := strings.Join(strings.Split(strings.TrimSpace(string(out)), "\n"), ", ")
+	if rev := builtFrom(runner); rev != "" {
+		return v + ", sqlite-safe at " + rev
+	}
 	git := exec.Command("git", "describe", "--always", "--dirty")
 	git.Dir = modDir
 	if rev, err := git.Output(); err == nil {
-		v += ", sqlite-safe at " + strings.TrimSpace(string(rev))
+		v += ", sqlite-safe: the runners do not record their commit (build them with -buildvcs=auto); the checkout is at " + strings.TrimSpace(string(rev))
 	}
 	return v
 }
@@ -471,4 +479,27 @@ func report(path string, stdout, stderr io.Writer) int {
 	}
 	peers.WriteReport(stdout, in)
 	return 0
+}
+
+// builtFrom returns the commit the binary at path was built from, as Go
+// stamps it (vcs.revision, shortened, and -dirty for vcs.modified), or ""
+// when it cannot tell.
+func builtFrom(path string) string {
+	info, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	if rev == "" {
+		return ""
+	}
+	return rev[:min(len(rev), 7)] + dirty
 }
