@@ -240,3 +240,66 @@ func TestMisjudgedReadRunsOnTheWriter(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupCommitPreparesBeginAndCommitOnce: the writer connection runs
+// every group commit's BEGIN IMMEDIATE and COMMIT from statements it
+// prepared once, the same ones after a COMMIT that failed (a deferred
+// foreign key), and the group commits after that failure commit.
+func TestGroupCommitPreparesBeginAndCommitOnce(t *testing.T) {
+	t.Parallel()
+	db, c := openWhite(t, filepath.Join(t.TempDir(), "app.db")+"?_foreign_keys=on")
+	for _, s := range []string{
+		"CREATE TABLE parent(id INTEGER PRIMARY KEY)",
+		"CREATE TABLE child(id INTEGER PRIMARY KEY, p REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)",
+		"INSERT INTO parent VALUES (1)",
+	} {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prepared := func() (begin, commit any) {
+		t.Helper()
+		w := c.writer
+		if w == nil {
+			t.Fatal("no writer connection after a group commit")
+		}
+		if w.ctl["BEGIN IMMEDIATE"] == nil || w.ctl["COMMIT"] == nil {
+			t.Fatalf("after a group commit the writer holds %d prepared of BEGIN IMMEDIATE and COMMIT, want both", len(w.ctl))
+		}
+		return w.ctl["BEGIN IMMEDIATE"], w.ctl["COMMIT"]
+	}
+	batch := func(ids ...int) []error {
+		t.Helper()
+		stmts := make([]string, len(ids))
+		for i, id := range ids {
+			p := 1
+			if id < 0 {
+				id, p = -id, 99 // no parent 99: fails at COMMIT
+			}
+			stmts[i] = fmt.Sprintf("INSERT INTO child VALUES (%d, %d)", id, p)
+		}
+		_, errs := batchOf(t, db, c, stmts)
+		return errs
+	}
+	for _, err := range batch(1, 2, 3) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	begin, commit := prepared()
+	if errs := batch(4, -5, 6); errs[0] != nil || code(errs[1])&0xff != 19 || errs[2] != nil {
+		t.Fatalf("a batch whose COMMIT fails: %v", errs)
+	}
+	for _, err := range batch(7, 8) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, cm := prepared(); b != begin || cm != commit {
+		t.Fatal("BEGIN IMMEDIATE or COMMIT prepared again")
+	}
+	var ids string
+	if err := db.QueryRow("SELECT group_concat(id, ',') FROM (SELECT id FROM child ORDER BY id)").Scan(&ids); err != nil || ids != "1,2,3,4,6,7,8" {
+		t.Fatalf("children %q (%v), want 1,2,3,4,6,7,8", ids, err)
+	}
+}
