@@ -29,7 +29,7 @@ type phys struct {
 	preparer driver.ConnPrepareContext
 
 	stmts map[string]*cachedStmt
-	ctl   map[string]driver.Stmt // the driver's own BEGIN IMMEDIATE and COMMIT, prepared (run)
+	ctl   map[string]*cachedStmt // the driver's own BEGIN IMMEDIATE and COMMIT, prepared (run)
 	// last is the cached statement found last, for lastQuery: a statement
 	// run again and again on the connection (a prepared one, a loop)
 	// finds it without hashing its text.
@@ -167,6 +167,24 @@ func (p *phys) stmt(ctx context.Context, query string) (*cachedStmt, error) {
 		p.last, p.lastQuery = cs, query
 		return cs, nil
 	}
+	cs, err := p.prepare(ctx, query)
+	if cs == nil {
+		return nil, err
+	}
+	if len(p.stmts) >= maxCachedStmts {
+		p.evict()
+	}
+	if p.stmts == nil {
+		p.stmts = make(map[string]*cachedStmt)
+	}
+	p.stmts[query] = cs
+	p.last, p.lastQuery = cs, query
+	return cs, nil
+}
+
+// prepare prepares query on p for a cache. It returns nil (and no error)
+// when the driver's statement cannot be run with a context.
+func (p *phys) prepare(ctx context.Context, query string) (*cachedStmt, error) {
 	st, err := p.preparer.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
@@ -177,16 +195,7 @@ func (p *phys) stmt(ctx context.Context, query string) (*cachedStmt, error) {
 		st.Close()
 		return nil, nil
 	}
-	if len(p.stmts) >= maxCachedStmts {
-		p.evict()
-	}
-	if p.stmts == nil {
-		p.stmts = make(map[string]*cachedStmt)
-	}
-	cs := &cachedStmt{exec: ex, query: qu, close: st.Close}
-	p.stmts[query] = cs
-	p.last, p.lastQuery = cs, query
-	return cs, nil
+	return &cachedStmt{exec: ex, query: qu, close: st.Close}, nil
 }
 
 // evict closes the cached statements that are not in use.
@@ -276,8 +285,8 @@ func (p *phys) query(ctx context.Context, query string, info *stmtInfo, args []d
 // IMMEDIATE and COMMIT (ctlStmt).
 func (p *phys) run(ctx context.Context, query string) error {
 	var err error
-	if st := p.ctlStmt(ctx, query); st != nil {
-		_, err = st.(driver.StmtExecContext).ExecContext(ctx, nil)
+	if cs := p.ctlStmt(ctx, query); cs != nil {
+		_, err = cs.exec.ExecContext(ctx, nil)
 	} else {
 		_, err = p.execer.ExecContext(ctx, query, nil)
 	}
@@ -291,26 +300,22 @@ func (p *phys) run(ctx context.Context, query string) error {
 // which a writer runs for each group commit and transaction: prepared once
 // per connection instead of at every run. It returns nil for any other
 // statement, and when it cannot prepare: the caller runs the text.
-func (p *phys) ctlStmt(ctx context.Context, query string) driver.Stmt {
+func (p *phys) ctlStmt(ctx context.Context, query string) *cachedStmt {
 	if p.remote != nil || query != "BEGIN IMMEDIATE" && query != "COMMIT" {
 		return nil
 	}
-	if st, ok := p.ctl[query]; ok {
-		return st
+	if cs, ok := p.ctl[query]; ok {
+		return cs
 	}
-	st, err := p.preparer.PrepareContext(ctx, query)
-	if err != nil {
-		return nil
-	}
-	if _, ok := st.(driver.StmtExecContext); !ok {
-		st.Close()
+	cs, _ := p.prepare(ctx, query)
+	if cs == nil {
 		return nil
 	}
 	if p.ctl == nil {
-		p.ctl = make(map[string]driver.Stmt, 2)
+		p.ctl = make(map[string]*cachedStmt, 2)
 	}
-	p.ctl[query] = st
-	return st
+	p.ctl[query] = cs
+	return cs
 }
 
 // inTx reports whether the connection is inside a transaction, as SQLite
@@ -366,8 +371,8 @@ func (p *phys) close() error {
 		cs.close()
 		delete(p.stmts, q)
 	}
-	for q, st := range p.ctl {
-		st.Close()
+	for q, cs := range p.ctl {
+		cs.close()
 		delete(p.ctl, q)
 	}
 	return p.conn.Close()
