@@ -491,7 +491,7 @@ func (l *procLock) holders() []int {
 	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
 		return nil
 	}
-	locks, err := proclocks.Read()
+	locks, err := proclocks.ReadOn(proclocks.File{Dev: uint64(st.Dev), Ino: st.Ino})
 	if err != nil {
 		return nil
 	}

@@ -26,7 +26,19 @@ const (
 // or stronger), and those that read the WAL at a read mark that keeps it
 // from starting over. Either may be empty when not known.
 func sqliteLockers(path string) (writers, readers []int) {
-	locks, err := proclocks.Read()
+	shmDev, shmIno, shmOK := fileID(path + "-shm")
+	dbDev, dbIno, dbOK := fileID(path)
+	var files []proclocks.File
+	if shmOK {
+		files = append(files, proclocks.File{Dev: shmDev, Ino: shmIno})
+	}
+	if dbOK {
+		files = append(files, proclocks.File{Dev: dbDev, Ino: dbIno})
+	}
+	if len(files) == 0 {
+		return nil, nil
+	}
+	locks, err := proclocks.ReadOn(files...)
 	if err != nil {
 		return nil, nil
 	}
@@ -40,9 +52,9 @@ func sqliteLockers(path string) (writers, readers []int) {
 	covers := func(k proclocks.Lock, from, to int64) bool {
 		return k.Start <= to && (k.End == -1 || k.End >= from)
 	}
-	if dev, ino, ok := fileID(path + "-shm"); ok {
+	if shmOK {
 		for _, k := range locks {
-			if k.Kind != "POSIX" || k.Waiting || !k.On(dev, ino) {
+			if k.Kind != "POSIX" || k.Waiting || !k.On(shmDev, shmIno) {
 				continue
 			}
 			switch {
@@ -53,9 +65,9 @@ func sqliteLockers(path string) (writers, readers []int) {
 			}
 		}
 	}
-	if dev, ino, ok := fileID(path); ok {
+	if dbOK {
 		for _, k := range locks {
-			if k.Kind == "POSIX" && !k.Waiting && k.Type == "WRITE" && k.On(dev, ino) && covers(k, pendingByte, reservedByte) {
+			if k.Kind == "POSIX" && !k.Waiting && k.Type == "WRITE" && k.On(dbDev, dbIno) && covers(k, pendingByte, reservedByte) {
 				writers = add(writers, k.PID)
 			}
 		}

@@ -189,7 +189,13 @@ func processIDs(pid int) (uid int64, gids []uint32) {
 // readLocks returns the locks in /proc/locks on the targets (matched by
 // device and inode).
 func readLocks(targets []target) ([]lockFacts, error) {
-	all, err := proclocks.Read()
+	var files []proclocks.File
+	for _, t := range targets {
+		if t.exists {
+			files = append(files, proclocks.File{Dev: t.dev, Ino: t.ino})
+		}
+	}
+	all, err := proclocks.ReadOn(files...)
 	if err != nil {
 		return nil, fmt.Errorf("reading locks: %w", err)
 	}
@@ -221,7 +227,7 @@ func backupRunning(path string) (running, known bool) {
 		return false, true // a -journal whose file is gone
 	}
 	_, _, dev, ino, _ := fileIDs(fi)
-	all, err := proclocks.Read()
+	all, err := proclocks.ReadOn(proclocks.File{Dev: dev, Ino: ino})
 	if err != nil {
 		return false, false
 	}

@@ -11,33 +11,80 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Path is the file Read reads.
+// Path is the file ReadOn reads.
 const Path = "/proc/locks"
 
-// Read returns the locks of the system.
+// File names a file by device (a stat(2) st_dev) and inode.
+type File struct{ Dev, Ino uint64 }
+
+// ReadOn returns the locks of the system on the files given.
 //
-// The kernel writes /proc/locks a page at a time, each page under its lock
-// of the lock lists but not the next one after it: a read while locks are
-// taken or released elsewhere can miss a line or repeat one. Read reads the
-// file until two reads in a row agree (at most stableReads times) and
-// returns the last.
-func Read() ([]Lock, error) {
-	var prev []Lock
-	for i := range stableReads {
-		cur, err := readOnce()
+// The kernel writes /proc/locks a page at a time and starts each page again
+// from a position in its lists of locks: while locks are taken or released
+// anywhere on the system, one read can miss a line or repeat one, even many
+// times. ReadOn keeps, of each read, the lines on these files, a line of a
+// process that is the same as one before it once (a process's POSIX locks
+// on one range merge, so a second such line is a repeat; two equal flocks of
+// one process, on two descriptions of the file, count once), and reads until
+// agreeReads reads in a row give the same lines (at most maxReads reads); if
+// none do, it returns the lines read most often. A lock that a few reads in
+// a row all miss is missed: what it returns is for messages and the doctor,
+// not for deciding who holds a lock.
+func ReadOn(files ...File) ([]Lock, error) {
+	var seen [][]Lock
+	count := map[int]int{} // index in seen -> reads that gave it
+	last, run := -1, 0
+	for range maxReads {
+		all, err := readOnce()
 		if err != nil {
 			return nil, err
 		}
-		if i > 0 && slices.Equal(prev, cur) {
-			break
+		cur := linesOn(all, files)
+		i := slices.IndexFunc(seen, func(s []Lock) bool { return slices.Equal(s, cur) })
+		if i < 0 {
+			i = len(seen)
+			seen = append(seen, cur)
 		}
-		prev = cur
+		count[i]++
+		if i == last {
+			run++
+		} else {
+			last, run = i, 1
+		}
+		if run == agreeReads {
+			return cur, nil
+		}
 	}
-	return prev, nil
+	best := 0
+	for i := range seen {
+		if count[i] > count[best] {
+			best = i
+		}
+	}
+	return seen[best], nil
 }
 
-// stableReads bounds the reads of Read.
-const stableReads = 8
+// agreeReads and maxReads bound the reads of ReadOn.
+const (
+	agreeReads = 3
+	maxReads   = 24
+)
+
+// linesOn returns the locks in all on the files, a process's line repeated
+// by a torn read once.
+func linesOn(all []Lock, files []File) []Lock {
+	var out []Lock
+	for _, l := range all {
+		if !slices.ContainsFunc(files, func(f File) bool { return l.On(f.Dev, f.Ino) }) {
+			continue
+		}
+		if l.PID > 0 && slices.Contains(out, l) {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
 
 // readOnce reads /proc/locks once.
 func readOnce() ([]Lock, error) {

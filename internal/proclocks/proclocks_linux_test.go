@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -115,7 +116,7 @@ func TestReadFindsOwnLock(t *testing.T) {
 	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
 		t.Fatal(err)
 	}
-	locks, err := Read()
+	locks, err := ReadOn(File{uint64(st.Dev), st.Ino})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,10 +133,48 @@ func TestReadFindsOwnLock(t *testing.T) {
 	}
 }
 
+// churn takes locks on 150 files in dir and takes and releases them without
+// pause until the test ends: /proc/locks is then longer than a page and its
+// lines move between the pages of one read.
+func churn(t *testing.T, dir string) {
+	t.Helper()
+	const others = 150
+	files := make([]*os.File, others)
+	for i := range files {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprint("churn", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Start: 0, Len: 1}
+		if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+			t.Fatal(err)
+		}
+		files[i] = f
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			typ := int16(syscall.F_UNLCK)
+			if i/others%2 == 1 {
+				typ = syscall.F_WRLCK
+			}
+			lk := syscall.Flock_t{Type: typ, Start: 0, Len: 1}
+			syscall.FcntlFlock(files[i%others].Fd(), syscall.F_SETLK, &lk)
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+}
+
 // Own finds exactly the locks the process holds on a file while the process
-// takes and releases locks on many other files at once, which makes
-// /proc/locks longer than a page and its lines move between the pages of one
-// read.
+// takes and releases locks on many other files at once.
 func TestOwnWhileLocksChange(t *testing.T) {
 	dir := t.TempDir()
 	name := filepath.Join(dir, "held")
@@ -148,39 +187,7 @@ func TestOwnWhileLocksChange(t *testing.T) {
 	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &held); err != nil {
 		t.Fatal(err)
 	}
-	// Many other locks, taken and released without pause.
-	const others = 150
-	files := make([]*os.File, others)
-	for i := range files {
-		if files[i], err = os.Create(filepath.Join(dir, fmt.Sprint("churn", i))); err != nil {
-			t.Fatal(err)
-		}
-		defer files[i].Close()
-		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Start: 0, Len: 1}
-		if err := syscall.FcntlFlock(files[i].Fd(), syscall.F_SETLK, &lk); err != nil {
-			t.Fatal(err)
-		}
-	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			g := files[i%others]
-			typ := int16(syscall.F_UNLCK)
-			if i/others%2 == 1 {
-				typ = syscall.F_WRLCK
-			}
-			lk := syscall.Flock_t{Type: typ, Start: 0, Len: 1}
-			syscall.FcntlFlock(g.Fd(), syscall.F_SETLK, &lk)
-		}
-	}()
-	defer func() { close(stop); <-done }()
+	churn(t, dir)
 	for i := range 500 {
 		got, err := Own(name)
 		if err != nil {
@@ -190,4 +197,68 @@ func TestOwnWhileLocksChange(t *testing.T) {
 			t.Fatalf("read %d: this process's locks on the file: %+v, want the one READ lock on byte 100", i, got)
 		}
 	}
+}
+
+// ReadOn finds exactly the locks on a file, a POSIX lock and a flock, while
+// locks on many other files are taken and released. The control: single
+// reads of /proc/locks in the same time miss or repeat those lines.
+func TestReadOnWhileLocksChange(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "held")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	held := syscall.Flock_t{Type: syscall.F_RDLCK, Start: 100, Len: 1}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &held); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	file := File{uint64(st.Dev), st.Ino}
+	want, err := ReadOn(file) // before the churn: one read is whole
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := []string{}
+	for _, l := range want {
+		kinds = append(kinds, l.Kind+" "+l.Type)
+	}
+	slices.Sort(kinds)
+	if !slices.Equal(kinds, []string{"FLOCK READ", "POSIX READ"}) {
+		t.Fatalf("the locks on the file before the churn: %+v, want a POSIX READ lock and a FLOCK", want)
+	}
+	churn(t, dir)
+	torn := 0
+	for i := range 400 {
+		got, err := ReadOn(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("read %d: the locks on the file: %+v, want %+v", i, got, want)
+		}
+		all, err := readOnce()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(linesOnAll(all, file), want) {
+			torn++
+		}
+	}
+	t.Logf("single reads of /proc/locks that missed or repeated the file's lines: %d of 400", torn)
+	if torn == 0 {
+		t.Fatal("no single read of /proc/locks was torn: the control does not show the hazard")
+	}
+}
+
+// linesOnAll returns every line of all on file, repeats included.
+func linesOnAll(all []Lock, file File) []Lock {
+	return slices.DeleteFunc(all, func(l Lock) bool { return !l.On(file.Dev, file.Ino) })
 }
