@@ -173,23 +173,30 @@ func churn(t *testing.T, dir string) {
 	t.Cleanup(func() { close(stop); <-done })
 }
 
-// Own finds exactly the locks the process holds on a file while the process
-// takes and releases locks on many other files at once.
-func TestOwnWhileLocksChange(t *testing.T) {
-	dir := t.TempDir()
-	name := filepath.Join(dir, "held")
-	f, err := os.Create(name)
+// heldFile creates the file "held" in dir and takes a POSIX read lock on
+// its byte 100; the file is closed when the test ends.
+func heldFile(t *testing.T, dir string) *os.File {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, "held"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	held := syscall.Flock_t{Type: syscall.F_RDLCK, Start: 100, Len: 1}
 	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &held); err != nil {
 		t.Fatal(err)
 	}
+	return f
+}
+
+// Own finds exactly the locks the process holds on a file while the process
+// takes and releases locks on many other files at once.
+func TestOwnWhileLocksChange(t *testing.T) {
+	dir := t.TempDir()
+	f := heldFile(t, dir)
 	churn(t, dir)
 	for i := range 500 {
-		got, err := Own(name)
+		got, err := Own(f.Name())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,16 +211,7 @@ func TestOwnWhileLocksChange(t *testing.T) {
 // reads of /proc/locks in the same time miss or repeat those lines.
 func TestReadOnWhileLocksChange(t *testing.T) {
 	dir := t.TempDir()
-	name := filepath.Join(dir, "held")
-	f, err := os.Create(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	held := syscall.Flock_t{Type: syscall.F_RDLCK, Start: 100, Len: 1}
-	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &held); err != nil {
-		t.Fatal(err)
-	}
+	f := heldFile(t, dir)
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
 		t.Fatal(err)
 	}
