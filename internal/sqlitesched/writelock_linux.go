@@ -32,16 +32,22 @@ import (
 // connection that Keep names lets the write lock go, the process keeps it;
 // when it lets a read mark go, the process keeps a lock on it. The next
 // request for a kept lock that the kept one satisfies is answered without a
-// system call. While the write lock is kept, no other process writes, and a
-// read mark the writer moved stays exclusive: the insert above then makes
-// no call at all. Otherwise an exclusive read mark is kept shared (one
-// downgrade instead of an unlock and a lock again), and the insert makes two
-// calls: the exclusive lock on its read mark, which must ask the kernel
-// whether another process reads there, and its downgrade. A kept read mark
-// is what a reader of the snapshot would hold: another process's checkpoint
-// stops there, and its writer cannot restart the WAL from the start while
-// it is kept, as with a reader; its readers share a shared one, and take
-// another mark beside an exclusive one.
+// system call. While the write lock is kept and no other process has the
+// wal-index open, a read mark the writer moved stays exclusive: the insert
+// above then makes no call at all. Otherwise an exclusive read mark is kept,
+// and held for a read, shared (one downgrade instead of an unlock and a lock
+// again), and the insert makes two calls: the exclusive lock on its read
+// mark, which must ask the kernel whether another process reads there, and
+// its downgrade. Another process's reader must be able to share the mark:
+// it takes the newest mark not past the end of the WAL, and while that one
+// is exclusive it retries (for about 10 s, then SQLITE_PROTOCOL) instead of
+// taking another. So whether another process has the wal-index open is
+// looked at once a keepMax (othersThere), and while a transaction holds its
+// mark shared on an exclusive kernel lock, the sweep looks too, and makes
+// the kernel's lock shared within a keepMax of another process opening the
+// file. A kept read mark is what a reader of the snapshot would hold:
+// another process's checkpoint stops there, and its writer cannot restart
+// the WAL from the start while it is kept, as with a reader.
 //
 // A kept lock is let go for real
 //   - by the sweep, once no transaction has taken it for one sweepTick, and
@@ -93,10 +99,11 @@ const (
 // keptLock is what this process holds in the kernel on one byte of a -shm
 // file through its wal-index node's descriptor.
 type keptLock struct {
-	mode  int8
-	inUse bool      // a connection holds it, as SQLite sees it
-	used  bool      // taken since the last sweep
-	since time.Time // when the kernel lock was taken
+	mode   int8
+	inUse  bool      // a connection holds it, as SQLite sees it
+	shared bool      // in use shared while the kernel holds it exclusively
+	used   bool      // taken since the last sweep
+	since  time.Time // when the kernel lock was taken
 }
 
 // shmLocks are the locks of one -shm descriptor, bytes 120-127, and the
@@ -106,6 +113,30 @@ type keptLock struct {
 type shmLocks struct {
 	lock [shmLockEnd - shmLockFirst]keptLock
 	rest time.Time
+	// others is whether another process had the wal-index open when
+	// looked, at most keepMax ago.
+	others bool
+	looked time.Time
+}
+
+// othersThere reports whether another process has the wal-index of fd
+// open, as last seen at most keepMax before now: one system call a keepMax.
+func (s *shmLocks) othersThere(fd int32, now time.Time) bool {
+	if s.looked.IsZero() || now.Sub(s.looked) >= keepMax {
+		s.others, s.looked = !alone(fd), now
+	}
+	return s.others
+}
+
+// share makes the exclusive kernel lock on read mark i of fd, which a
+// connection holds shared or none does, a shared one, so that other
+// processes' readers may read there: what SQLite would hold.
+func (s *shmLocks) share(fd int32, i int) bool {
+	if setLocked(fd, i, syscall.F_RDLCK) != 0 {
+		return false
+	}
+	s.lock[i].mode, s.lock[i].shared = modeShared, false
+	return true
 }
 
 var kept struct {
@@ -197,16 +228,26 @@ func KeptLocks() (now int, released int64) {
 	return keptLocked(), kept.released
 }
 
-// keptLocked counts the kept locks no connection holds.
+// keptLocked counts the kept locks no connection holds, and the read marks
+// a connection holds shared that the kernel holds exclusively: the sweep
+// looks after both.
 func keptLocked() (n int) {
 	for _, s := range kept.fds {
 		for i := range s.lock {
-			if s.lock[i].mode != modeNone && !s.lock[i].inUse {
+			if k := &s.lock[i]; k.mode != modeNone && (!k.inUse || k.shared) {
 				n++
 			}
 		}
 	}
 	return n
+}
+
+// wakeSweeper starts the sweep if it is not at work. kept.mu must be held.
+func wakeSweeper() {
+	if !kept.sweeping {
+		kept.sweeping = true
+		kept.wake <- struct{}{} // never blocks: one wake at a time
+	}
 }
 
 // setLocked makes one F_SETLK call of type typ on byte shmLockFirst+i of
@@ -317,19 +358,16 @@ func keptOne(tls *libc.TLS, fd, cmd int32, va uintptr, s *shmLocks, i int, typ i
 			return kernel(tls, fd, cmd, va)
 		}
 		now := time.Now()
-		if k.inUse && kept.keepers[tls] > 0 && (i != 0 || now.After(s.rest)) && renewed(fd, k, now) {
-			if k.mode == modeExclusive && i != 0 && s.lock[0].mode != modeExclusive {
-				// A read mark is kept shared: the others may read there.
-				if setLocked(fd, i, syscall.F_RDLCK) != 0 {
+		if k.inUse && kept.keepers[tls] > 0 && (i != 0 || now.After(s.rest)) && renewed(fd, s, k, now) {
+			if k.mode == modeExclusive && i != 0 && (s.lock[0].mode != modeExclusive || s.othersThere(fd, now)) {
+				// A read mark is kept shared: other processes may
+				// read there.
+				if !s.share(fd, i) {
 					break
 				}
-				k.mode = modeShared
 			}
-			k.inUse = false
-			if !kept.sweeping {
-				kept.sweeping = true
-				kept.wake <- struct{}{} // never blocks: one wake at a time
-			}
+			k.inUse, k.shared = false, false
+			wakeSweeper()
 			return 0
 		}
 		if i == 0 && k.inUse && now.Sub(k.since) >= keepMax {
@@ -337,7 +375,7 @@ func keptOne(tls *libc.TLS, fd, cmd int32, va uintptr, s *shmLocks, i int, typ i
 		}
 	case syscall.F_WRLCK:
 		if k != nil && k.mode == modeExclusive && !k.inUse {
-			k.inUse, k.used = true, true
+			k.inUse, k.shared, k.used = true, false, true
 			return 0
 		}
 		rc := kernel(tls, fd, cmd, va)
@@ -356,6 +394,19 @@ func keptOne(tls *libc.TLS, fd, cmd int32, va uintptr, s *shmLocks, i int, typ i
 		return rc // a failed upgrade leaves a kept shared lock as it was
 	case syscall.F_RDLCK:
 		if k != nil && k.mode != modeNone && !k.inUse {
+			if k.mode == modeExclusive && i != 0 {
+				// Held shared from an exclusive kernel lock: while
+				// another process may read there, as SQLite asked,
+				// and the sweep looks again while it is held.
+				if s.othersThere(fd, time.Now()) {
+					if !s.share(fd, i) {
+						return -1 // SQLite reports it as busy
+					}
+				} else {
+					k.shared = true
+					wakeSweeper()
+				}
+			}
 			k.inUse, k.used = true, true
 			return 0
 		}
@@ -373,14 +424,14 @@ func keptOne(tls *libc.TLS, fd, cmd int32, va uintptr, s *shmLocks, i int, typ i
 	return rc
 }
 
-// renewed reports whether k, a lock kept or about to be, may be kept on:
-// while it has been held for less than keepMax, or else while no other
+// renewed reports whether k, a lock of s kept or about to be, may be kept
+// on: while it has been held for less than keepMax, or else while no other
 // process has the wal-index of fd open, which then starts another keepMax.
-func renewed(fd int32, k *keptLock, now time.Time) bool {
+func renewed(fd int32, s *shmLocks, k *keptLock, now time.Time) bool {
 	if now.Sub(k.since) < keepMax {
 		return true
 	}
-	if !alone(fd) {
+	if s.othersThere(fd, now) {
 		return false
 	}
 	k.since = now
@@ -407,7 +458,7 @@ func hold(fd int32, s *shmLocks, i int, mode int8) {
 	if k.mode == modeNone {
 		k.since = time.Now()
 	}
-	k.mode, k.inUse, k.used = mode, true, true
+	k.mode, k.inUse, k.shared, k.used = mode, true, false, true
 }
 
 // keptClose is the unix VFS's close: the kernel drops the process's locks
@@ -451,10 +502,14 @@ func sweepLocked() {
 	for fd, s := range kept.fds {
 		for i := range s.lock {
 			switch k := &s.lock[i]; {
-			case k.mode == modeNone || k.inUse:
+			case k.mode == modeNone:
+			case k.inUse:
+				if k.shared && s.othersThere(fd, time.Now()) {
+					s.share(fd, i)
+				}
 			case !k.used:
 				unlockLocked(fd, s, i)
-			case !renewed(fd, k, time.Now()):
+			case !renewed(fd, s, k, time.Now()):
 				if i == 0 {
 					s.rest = time.Now().Add(keepRest)
 				}

@@ -1,12 +1,14 @@
 package sqlitesched
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -422,4 +424,104 @@ func TestKeptWhileAlone(t *testing.T) {
 	c.Close()
 	db.Close()
 	f.Close()
+}
+
+// TestOtherProcessReadsBesideAKeptTransaction: another process reads the
+// database while this process's keeping connection is inside a write
+// transaction begun right after another (its write lock and read mark kept
+// in the kernel), both when that process had the file open before (with no
+// sweep, the transaction's own locking must see it) and when it opens it
+// during the transaction (the sweep must see it): it reads at once, what
+// was committed, as beside a plain SQLite writer. A read mark held
+// exclusively in the kernel for the transaction would leave its reader
+// retrying until the transaction ends (and failing with SQLITE_PROTOCOL
+// after about 10 s).
+func TestOtherProcessReadsBesideAKeptTransaction(t *testing.T) {
+	if path := os.Getenv("SQLITESCHED_TEST_READER"); path != "" {
+		db := openWAL(t, path)
+		read := func() {
+			var n int
+			if err := db.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+				t.Fatalf("other process: %v", err)
+			}
+			os.Stdout.WriteString("rows " + strconv.Itoa(n) + "\n")
+		}
+		read()
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		read()
+		return
+	}
+	for _, tc := range []struct {
+		opened    string
+		tick, max time.Duration
+	}{{"before", time.Hour, time.Hour}, {"during", time.Millisecond, 5 * time.Millisecond}} {
+		opened := tc.opened
+		t.Run("opened "+opened, func(t *testing.T) {
+			keepFor(t, tc.tick, tc.max)
+			path, _, c := keepingConn(t, "r.db")
+			ctx := context.Background()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestOtherProcessReadsBesideAKeptTransaction$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "SQLITESCHED_TEST_READER="+path)
+			cmd.Stderr = os.Stderr
+			in, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := make(chan string, 2)
+			start := func() {
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				go func() {
+					sc := bufio.NewScanner(out)
+					for sc.Scan() {
+						if strings.HasPrefix(sc.Text(), "rows ") {
+							lines <- sc.Text()
+						}
+					}
+					close(lines)
+				}()
+				t.Cleanup(func() { in.Close(); cmd.Wait() })
+			}
+			if opened == "before" {
+				start()
+				if l := <-lines; l != "rows 0" {
+					t.Fatalf("the other process's first read: %q", l)
+				}
+			}
+			for i := 1; i <= 50; i++ {
+				if _, err := c.ExecContext(ctx, "INSERT INTO t VALUES (?)", i); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tx, err := c.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			if _, err := tx.Exec("INSERT INTO t VALUES (51)"); err != nil {
+				t.Fatal(err)
+			}
+			if opened == "during" {
+				start()
+			} else {
+				in.Write([]byte("go\n"))
+			}
+			select {
+			case l := <-lines:
+				if l != "rows 50" {
+					t.Errorf("the other process read %q during the transaction, want the 50 rows committed", l)
+				}
+			case <-time.After(5 * time.Second):
+				t.Errorf("the other process's read waited 5 s for this process's write transaction")
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
