@@ -45,6 +45,9 @@ const (
 	diskWorkload = "fdatasync"
 )
 
+// handoffsFor is how long the handoff rate is measured before each cell.
+const handoffsFor = 100 * time.Millisecond
+
 // options are the flags.
 type options struct {
 	duration, warmup time.Duration
@@ -54,6 +57,7 @@ type options struct {
 	dir, bin         string
 	jsonOut, from    string
 	fsync, keep      bool
+	handoffs         bool
 }
 
 func main() {
@@ -77,6 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.from, "from", "", "run nothing: print the report of a file written by -json")
 	fs.BoolVar(&o.fsync, "fsync", true, "measure the disk's fdatasync rate once per round")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory")
+	fs.BoolVar(&o.handoffs, "handoffs", true, "measure the CPUs' cache-line handoff rate for 100 ms before each cell")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -174,7 +179,12 @@ func runAll(o options, args []string, stdout, stderr io.Writer) (int, error) {
 			}
 			for i := range eligible {
 				c := eligible[(i+r-1)%len(eligible)]
+				var handoffs float64
+				if o.handoffs {
+					handoffs = measureHandoffs(handoffsFor)
+				}
 				cell := runCell(o, bin, template, filepath.Join(dir, "cell"), c, wl, r)
+				cell.Handoffs = handoffs
 				progress(stderr, r, o.rounds, cell)
 				cells = append(cells, cell)
 			}
@@ -324,6 +334,9 @@ func progress(w io.Writer, round, rounds int, c peers.Cell) {
 			fmt.Fprint(w, "; ")
 		}
 		fmt.Fprintf(w, "%s %s/s p99.9 %s errors %d", s.Name, peers.FormatRate(s.PerSec), peers.FormatNs(float64(s.P999)), s.Errors)
+	}
+	if c.Handoffs > 0 {
+		fmt.Fprintf(w, " (handoffs %s/s before)", peers.FormatRate(c.Handoffs))
 	}
 	if len(c.Result.Problems) > 0 {
 		fmt.Fprintf(w, " PROBLEMS: %s", strings.Join(c.Result.Problems, "; "))

@@ -21,6 +21,9 @@ type Cell struct {
 	// error (sqlite-safe's slow-lock warnings, for one): not a failure,
 	// but shown.
 	Stderr string `json:"stderr,omitempty"`
+	// Handoffs is the machine's cache-line handoff rate between two CPUs,
+	// per second, measured just before the cell (0: not measured).
+	Handoffs float64 `json:"handoffs_per_sec,omitempty"`
 }
 
 // Good reports whether the cell counts in the medians: it gave a result
@@ -333,8 +336,137 @@ func WriteReport(w io.Writer, in ReportInput) {
 		table(w, []string{"limit", "configuration", "counts", "per second", "p99", "p99.9", "failed calls"}, body)
 	}
 
+	writeMachine(w, in.Cells)
+	if safe != nil && len(peers) > 0 {
+		writeRounds(w, in.Cells, *safe, peers, measured)
+	}
 	writeSettings(w, in)
 	writeProblems(w, in.Cells)
+}
+
+// slowPhase is the fraction of the run's highest handoff rate below which a
+// cell counts as run while the CPUs were placed apart.
+const slowPhase = 0.5
+
+// handoffRange returns the lowest and highest handoff rate measured before
+// the cells, 0 and 0 if none was.
+func handoffRange(cells []Cell) (lo, hi float64) {
+	for _, c := range cells {
+		if c.Handoffs <= 0 {
+			continue
+		}
+		if lo == 0 || c.Handoffs < lo {
+			lo = c.Handoffs
+		}
+		hi = max(hi, c.Handoffs)
+	}
+	return lo, hi
+}
+
+// writeMachine writes the handoff rates measured before the cells, by
+// round, when there are any.
+func writeMachine(w io.Writer, cells []Cell) {
+	lo, hi := handoffRange(cells)
+	if hi == 0 {
+		return
+	}
+	fmt.Fprintln(w, "### The CPUs during the run")
+	fmt.Fprintln(w)
+	var all []float64
+	byRound := map[int][]float64{}
+	var rounds []int
+	for _, c := range cells {
+		if c.Handoffs <= 0 {
+			continue
+		}
+		all = append(all, c.Handoffs)
+		if byRound[c.Round] == nil {
+			rounds = append(rounds, c.Round)
+		}
+		byRound[c.Round] = append(byRound[c.Round], c.Handoffs)
+	}
+	fmt.Fprintf(w, "Cache-line handoffs between two CPUs, measured for 100 ms before each cell: median %s/s, lowest %s/s, highest %s/s.\n",
+		FormatRate(Median(all)), FormatRate(lo), FormatRate(hi))
+	if lo < slowPhase*hi {
+		var slow int
+		for _, v := range all {
+			if v < slowPhase*hi {
+				slow++
+			}
+		}
+		fmt.Fprintf(w, "The rate changed by %.1fx during the run (%d of %d cells ran below half the highest): the CPUs were placed apart at times.\n", hi/lo, slow, len(all))
+		fmt.Fprintln(w, "Every configuration whose goroutines share a lock slows down with it (many readers most), so compare configurations within a round (below).")
+	}
+	fmt.Fprintln(w)
+	var body [][]string
+	slices.Sort(rounds)
+	for _, r := range rounds {
+		v := byRound[r]
+		body = append(body, []string{fmt.Sprint(r), FormatRate(slices.Min(v)), FormatRate(Median(v)), FormatRate(slices.Max(v))})
+	}
+	table(w, []string{"round", "lowest /s", "median /s", "highest /s"}, body)
+}
+
+// writeRounds writes sqlite-safe's ratio to the best peer of each round,
+// marking a ratio whose two cells ran in different phases of the CPUs'
+// placement (one below half the run's highest handoff rate, one not).
+func writeRounds(w io.Writer, cells []Cell, safe Config, peers []Config, measured []Workload) {
+	var rounds []int
+	byRound := map[int][]Cell{}
+	for _, c := range cells {
+		if byRound[c.Round] == nil {
+			rounds = append(rounds, c.Round)
+		}
+		byRound[c.Round] = append(byRound[c.Round], c)
+	}
+	if len(rounds) < 2 || len(measured) == 0 {
+		return
+	}
+	slices.Sort(rounds)
+	_, hi := handoffRange(cells)
+	handoffs := map[summaryKey]float64{}
+	for _, c := range cells {
+		if c.Handoffs > 0 {
+			handoffs[summaryKey{c.Workload, fmt.Sprint(c.Round), c.Config}] = c.Handoffs
+		}
+	}
+	slow := func(wl, config string, round int) bool {
+		v := handoffs[summaryKey{wl, fmt.Sprint(round), config}]
+		return v > 0 && v < slowPhase*hi
+	}
+	sums := map[int]Summaries{}
+	for _, r := range rounds {
+		sums[r] = Summarize(byRound[r])
+	}
+	fmt.Fprintln(w, "### sqlite-safe / best peer, round by round")
+	fmt.Fprintln(w)
+	if hi > 0 {
+		fmt.Fprintln(w, "`~` marks a ratio whose two cells ran in different placements of the CPUs (one below half the run's highest handoff rate, the other not).")
+		fmt.Fprintln(w)
+	}
+	header := []string{"workload"}
+	for _, r := range rounds {
+		header = append(header, fmt.Sprintf("round %d", r))
+	}
+	var body [][]string
+	for _, row := range tableRows(measured) {
+		line := []string{row.label()}
+		for _, r := range rounds {
+			s := sums[r].Get(row.wl.Name, row.stream, safe.Name)
+			bc, bs := sums[r].Best(row.wl.Name, row.stream, peers)
+			if s == nil || bs == nil {
+				line = append(line, "-")
+				continue
+			}
+			v := formatRatio(s.PerSec, bs.PerSec)
+			if hi > 0 && slow(row.wl.Name, safe.Name, r) != slow(row.wl.Name, bc.Name, r) {
+				v += " ~"
+			}
+			line = append(line, v)
+		}
+		body = append(body, line)
+	}
+	table(w, header, body)
 }
 
 // The values of a summary the tables show.

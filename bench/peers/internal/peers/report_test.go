@@ -123,3 +123,52 @@ func TestReportNamesFailedCalls(t *testing.T) {
 		t.Fatalf("the report lacks %q or the errors row; report:\n%s", want, b.String())
 	}
 }
+
+// TestReportRounds: with handoff rates measured, the report gives their
+// range by round, says when they changed by more than 2x, and gives
+// sqlite-safe's ratio to the best peer round by round, marking a ratio
+// whose two cells ran in different placements of the CPUs.
+func TestReportRounds(t *testing.T) {
+	at := func(c Cell, handoffs float64) Cell { c.Handoffs = handoffs; return c }
+	configs, _ := ParseConfigs("sqlite-safe,modernc")
+	workloads, _ := ParseWorkloads("W4-8p")
+	var b strings.Builder
+	WriteReport(&b, ReportInput{
+		Workloads: workloads, Configs: configs,
+		Cells: []Cell{
+			at(cellOf(1, "sqlite-safe", "W4-8p", "reads", 460_000, 1), 33e6),
+			at(cellOf(1, "modernc", "W4-8p", "reads", 430_000, 1), 32e6),
+			at(cellOf(2, "modernc", "W4-8p", "reads", 440_000, 1), 30e6),
+			at(cellOf(2, "sqlite-safe", "W4-8p", "reads", 280_000, 1), 5.5e6),
+		},
+	})
+	out := b.String()
+	for _, want := range []string{
+		"median 31.00M/s, lowest 5.50M/s, highest 33.00M/s",
+		"changed by 6.0x during the run (1 of 4 cells ran below half the highest)",
+		"| 1 | 32.00M | 32.50M | 33.00M |",
+		"| 2 | 5.50M | 17.75M | 30.00M |",
+		"| W4-8p | 1.07 | **0.64** ~ |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report lacks\n%s\nreport:\n%s", want, out)
+		}
+	}
+
+	// Without measurements (runs recorded before them), neither the
+	// section nor the marks.
+	b.Reset()
+	WriteReport(&b, ReportInput{
+		Workloads: workloads, Configs: configs,
+		Cells: []Cell{
+			cellOf(1, "sqlite-safe", "W4-8p", "reads", 460_000, 1),
+			cellOf(1, "modernc", "W4-8p", "reads", 430_000, 1),
+			cellOf(2, "modernc", "W4-8p", "reads", 440_000, 1),
+			cellOf(2, "sqlite-safe", "W4-8p", "reads", 280_000, 1),
+		},
+	})
+	out = b.String()
+	if strings.Contains(out, "CPUs during") || strings.Contains(out, "~") || !strings.Contains(out, "| W4-8p | 1.07 | **0.64** |") {
+		t.Errorf("without handoff rates: want no CPU section, no marks, and the ratios; report:\n%s", out)
+	}
+}
